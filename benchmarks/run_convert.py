@@ -1,0 +1,292 @@
+"""Benchmark ``omedicom convert`` against a plain ``cp`` of the same slide.
+
+For each requested slide size a synthetic JPEG pyramid is generated with
+``make_pyramid.py`` (or reused if it already exists in the working directory),
+read once so that it sits in the page cache, and then:
+
+* ``cp SRC DST`` is run N times (``sync`` before each run, DST removed between runs);
+* ``CMD SRC OUTDIR`` (default ``omedicom convert``) is run N times (``sync`` before
+  each run, OUTDIR removed between runs).
+
+Wall-clock times are medians over the N runs. Peak resident memory of each child
+is taken from the ``rusage`` that ``os.wait4`` returns for exactly that child
+(``ru_maxrss``, KiB on Linux); the maximum over the N runs is reported, together
+with the floor of that measurement (what ``true`` reports when started the same way).
+
+Usage::
+
+    python benchmarks/run_convert.py [--sizes 16384 32768] [--runs 5] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+MAKE_PYRAMID = Path(__file__).resolve().with_name("make_pyramid.py")
+READ_CHUNK = 1024 * 1024
+
+
+@dataclass
+class RunResult:
+    """Wall time and peak RSS of one child process run."""
+
+    seconds: float
+    maxrss_kib: int
+
+
+@dataclass
+class SizeResult:
+    """All measurements for one slide size."""
+
+    size: int
+    file_bytes: int
+    cp_runs: list[RunResult] = field(default_factory=list)
+    convert_runs: list[RunResult] = field(default_factory=list)
+    output_bytes: int = 0
+
+    @property
+    def cp_median(self) -> float:
+        """Median wall time of ``cp`` in seconds."""
+        return statistics.median(r.seconds for r in self.cp_runs)
+
+    @property
+    def convert_median(self) -> float:
+        """Median wall time of the convert command in seconds."""
+        return statistics.median(r.seconds for r in self.convert_runs)
+
+    @property
+    def convert_peak_rss_mb(self) -> float:
+        """Largest peak RSS of the convert command over all runs, in MB (10^6 bytes)."""
+        return max(r.maxrss_kib for r in self.convert_runs) * 1024 / 1e6
+
+    def summary(self) -> dict[str, float | int]:
+        """Return the headline numbers as a flat dict."""
+        return {
+            "size": self.size,
+            "file_mb": self.file_bytes / 1e6,
+            "cp_median_s": self.cp_median,
+            "convert_median_s": self.convert_median,
+            "ratio": self.convert_median / self.cp_median,
+            "convert_peak_rss_mb": self.convert_peak_rss_mb,
+            "cp_peak_rss_mb": max(r.maxrss_kib for r in self.cp_runs) * 1024 / 1e6,
+            "output_mb": self.output_bytes / 1e6,
+        }
+
+
+def run_child(argv: Sequence[str], log: Path) -> RunResult:
+    """Run ``argv`` to completion and return its wall time and its own peak RSS.
+
+    The child is started with ``fork`` + ``exec`` and reaped with ``os.wait4``, whose
+    rusage covers exactly that child. (``posix_spawn`` is avoided on purpose: it
+    shares the parent's address space until ``exec``, and Linux then carries the
+    *parent's* peak RSS over into the child's ``ru_maxrss``. After ``fork`` the
+    floor is only the parent's current RSS, see ``rss_floor``.)
+
+    stdout and stderr of the child go to ``log``; a non-zero exit raises
+    ``RuntimeError`` with the tail of the log.
+    """
+    with log.open("wb") as sink:
+        start = time.perf_counter()
+        pid = os.fork()
+        if pid == 0:  # child
+            try:
+                os.dup2(sink.fileno(), 1)
+                os.dup2(sink.fileno(), 2)
+                os.execvp(argv[0], list(argv))
+            finally:
+                os._exit(127)
+        _, status, usage = os.wait4(pid, 0)
+        seconds = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        tail = log.read_text(errors="replace")[-2000:]
+        msg = f"{shlex.join(argv)} exited with {code}:\n{tail}"
+        raise RuntimeError(msg)
+    return RunResult(seconds=seconds, maxrss_kib=usage.ru_maxrss)
+
+
+def rss_floor(log: Path) -> int:
+    """Return the ``ru_maxrss`` (KiB) reported for ``true``: the measurement floor.
+
+    Linux keeps the peak RSS of the forked copy of this script in the child's
+    ``ru_maxrss`` across ``exec``, so no child can report less than this value.
+    """
+    return run_child(["true"], log).maxrss_kib
+
+
+def remove(path: Path) -> None:
+    """Remove a file or directory tree if it exists."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def tree_size(path: Path) -> int:
+    """Return the total size in bytes of a file or of all files below a directory."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def warm_cache(path: Path) -> None:
+    """Read ``path`` once so that the timed runs start with a warm page cache.
+
+    A small reused buffer keeps this script's own RSS (the measurement floor) low.
+    """
+    buffer = bytearray(READ_CHUNK)
+    with path.open("rb", buffering=0) as fh:
+        while fh.readinto(buffer):
+            pass
+
+
+def ensure_slide(workdir: Path, size: int, tile: int) -> Path:
+    """Return the benchmark slide for ``size``, generating it with make_pyramid.py if missing."""
+    path = workdir / f"slide_{size}_t{tile}.ome.tiff"
+    if not path.exists():
+        print(f"generating {path} ...", file=sys.stderr)
+        partial = path.with_name(path.name + ".partial")
+        subprocess.run(
+            [
+                sys.executable,
+                str(MAKE_PYRAMID),
+                str(partial),
+                "--size",
+                str(size),
+                "--tile",
+                str(tile),
+            ],
+            check=True,
+            stdout=sys.stderr,
+        )
+        partial.rename(path)
+    return path
+
+
+def bench_size(src: Path, size: int, cmd: Sequence[str], runs: int, workdir: Path) -> SizeResult:
+    """Time ``cp`` and the convert command on ``src``, ``runs`` times each."""
+    result = SizeResult(size=size, file_bytes=src.stat().st_size)
+    dst = workdir / f"cp_{size}.ome.tiff"
+    outdir = workdir / f"out_{size}"
+    log = workdir / f"log_{size}.txt"
+    warm_cache(src)
+    try:
+        for _ in range(runs):
+            remove(dst)
+            os.sync()
+            result.cp_runs.append(run_child(["cp", str(src), str(dst)], log))
+        remove(dst)
+        for _ in range(runs):
+            remove(outdir)
+            os.sync()
+            result.convert_runs.append(run_child([*cmd, str(src), str(outdir)], log))
+        result.output_bytes = tree_size(outdir)
+    finally:
+        remove(dst)
+        remove(outdir)
+        log.unlink(missing_ok=True)
+    return result
+
+
+def markdown_table(results: Sequence[SizeResult]) -> str:
+    """Return the results as a Markdown table."""
+    lines = [
+        "| size (px) | file MB | cp median s | convert median s | convert/cp | peak RSS MB |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        s = r.summary()
+        lines.append(
+            f"| {r.size}x{r.size} | {s['file_mb']:.1f} | {s['cp_median_s']:.3f} "
+            f"| {s['convert_median_s']:.3f} | {s['ratio']:.2f} "
+            f"| {s['convert_peak_rss_mb']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[16384, 32768],
+        help="slide widths (= heights) in px to benchmark (default: 16384 32768)",
+    )
+    parser.add_argument("--tile", type=int, default=256, help="tile size of generated slides")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per command (default 5)")
+    parser.add_argument(
+        "--cmd",
+        default="omedicom convert",
+        help="convert command; SRC and OUTDIR are appended (default: 'omedicom convert')",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "omedicom-bench",
+        help="slides are generated/reused and outputs written here (default: TMP/omedicom-bench)",
+    )
+    parser.add_argument("--json", type=Path, help="also write results as JSON to this path")
+    parser.add_argument("--clean", action="store_true", help="delete generated slides when done")
+    args = parser.parse_args(argv)
+
+    cmd = shlex.split(args.cmd)
+    if shutil.which(cmd[0]) is None:
+        parser.error(f"command not found: {cmd[0]!r}")
+    if args.runs < 1:
+        parser.error("--runs must be >= 1")
+    args.workdir.mkdir(parents=True, exist_ok=True)
+
+    floor_kib = rss_floor(args.workdir / "log_floor.txt")
+    (args.workdir / "log_floor.txt").unlink()
+
+    results: list[SizeResult] = []
+    generated: list[Path] = []
+    for size in args.sizes:
+        existed = (args.workdir / f"slide_{size}_t{args.tile}.ome.tiff").exists()
+        src = ensure_slide(args.workdir, size, args.tile)
+        if not existed:
+            generated.append(src)
+        print(f"benchmarking {src.name} ({args.runs} runs each) ...", file=sys.stderr)
+        try:
+            results.append(bench_size(src, size, cmd, args.runs, args.workdir))
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+
+    floor_mb = floor_kib * 1024 / 1e6
+    print(markdown_table(results))
+    print(
+        f"\nMedians over {args.runs} runs, warm page cache; peak RSS = max ru_maxrss "
+        f"from os.wait4 (measurement floor: {floor_mb:.1f} MB); command: `{args.cmd}`."
+    )
+    if args.json:
+        payload = {
+            "cmd": args.cmd,
+            "runs": args.runs,
+            "tile": args.tile,
+            "rss_floor_mb": floor_mb,
+            "results": [{**r.summary(), **asdict(r)} for r in results],
+        }
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+    if args.clean:
+        for path in generated:
+            remove(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

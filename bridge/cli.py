@@ -1,0 +1,204 @@
+"""The ``omedicom`` command: convert, info (check, push and pull arrive in later versions)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import BridgeError, InputError
+
+DESCRIPTION = """\
+omedicom moves whole-slide images between research OME-TIFF and clinical DICOM
+(VL Whole Slide Microscopy). Compressed tiles are copied byte for byte, never re-encoded.
+
+examples:
+  omedicom info slide.ome.tiff
+  omedicom convert slide.ome.tiff slide_dicom/
+  omedicom convert slide.ome.tiff out/ --slide-id S-2024-001 --metadata patient.json
+  omedicom convert gray.ome.tif out/ --pixel-size 0.5
+"""
+
+CONVERT_HELP = """\
+Convert a slide. SRC is an OME-TIFF; DST is a directory that receives one DICOM file per
+pyramid level and per associated image (label, macro/overview, thumbnail), all in one series.
+
+The direction comes from SRC (OME-TIFF -> DICOM); --to names it explicitly. DST must not exist
+or be empty (or pass --overwrite). Output is written to a hidden temporary directory next to
+DST and renamed into place when complete, so a failed run leaves nothing behind.
+
+Patient and study identity: absent values stay empty and UIDs are generated. Give them with
+--metadata (a JSON object of DICOM keywords, e.g.
+  {"PatientName": "Doe^Jane", "PatientID": "123", "AccessionNumber": "A1",
+   "StudyInstanceUID": "1.2.3", "ContainerIdentifier": "S-1"})
+or with the options below, which win over the file.
+
+exit codes: 0 done, 1 failure, 2 unreadable or inconsistent input, 3 unsupported input,
+4 output cannot be written.
+"""
+
+
+def _pixel_size(text: str) -> tuple[float, float]:
+    try:
+        parts = [float(p) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (µm per pixel)") from None
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or min(parts) <= 0:
+        raise argparse.ArgumentTypeError("give one positive size, or X,Y in µm per pixel")
+    return parts[0], parts[1]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="omedicom",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"omedicom {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the Python traceback of unexpected errors"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    conv = sub.add_parser(
+        "convert",
+        help="convert a slide (OME-TIFF -> DICOM WSI)",
+        description=CONVERT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    conv.add_argument("src", metavar="SRC", help="source slide: an OME-TIFF file")
+    conv.add_argument("dst", metavar="DST", help="target: a directory for the DICOM instances")
+    conv.add_argument(
+        "--to",
+        choices=["dicom"],
+        help="target format (default: the other format than SRC's)",
+    )
+    conv.add_argument(
+        "--slide-id",
+        metavar="ID",
+        help="slide (container) identifier; default: ContainerIdentifier from --metadata, "
+        "else the file name without extension",
+    )
+    conv.add_argument(
+        "--pixel-size",
+        metavar="UM[,UM]",
+        type=_pixel_size,
+        help="level-0 pixel size in µm (x[,y]); overrides the source, required when the "
+        "source has none",
+    )
+    conv.add_argument(
+        "--metadata", metavar="FILE.json", help="patient/study identity as DICOM keywords"
+    )
+    conv.add_argument("--patient-name", metavar="NAME", help="DICOM PN, e.g. Doe^Jane")
+    conv.add_argument("--patient-id", metavar="ID")
+    conv.add_argument("--study-uid", metavar="UID", help="Study Instance UID to join")
+    conv.add_argument("--accession-number", metavar="NUMBER")
+    conv.add_argument(
+        "--overwrite", action="store_true", help="replace DST if it exists and is not empty"
+    )
+    verbosity = conv.add_mutually_exclusive_group()
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
+    verbosity.add_argument(
+        "--progress",
+        action="store_true",
+        help="draw the progress bar even when stderr is not a terminal",
+    )
+
+    info = sub.add_parser(
+        "info",
+        help="describe a slide: images, levels, tile grid, codec, pixel size, channels",
+        description="Describe a slide without converting it.",
+    )
+    info.add_argument("path", metavar="PATH", help="an OME-TIFF file")
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from .convert import convert
+    from .metadata import load
+    from .progress import Progress
+
+    patient, meta_slide_id = load(
+        args.metadata,
+        {
+            "PatientName": args.patient_name,
+            "PatientID": args.patient_id,
+            "StudyInstanceUID": args.study_uid,
+            "AccessionNumber": args.accession_number,
+        },
+    )
+
+    def progress(total: int, label: str) -> Progress:
+        enabled = False if args.quiet else (True if args.progress else None)
+        return Progress(total, label, enabled=enabled)
+
+    result = convert(
+        args.src,
+        args.dst,
+        to=args.to,
+        slide_id=args.slide_id or meta_slide_id,
+        pixel_size_um=args.pixel_size,
+        patient=patient,
+        overwrite=args.overwrite,
+        progress=progress,
+    )
+    if not args.quiet:
+        for warning in result.warnings:
+            print(f"omedicom: warning: {warning}", file=sys.stderr)
+        print(
+            f"wrote {len(result.files)} DICOM instance(s), {result.frames} frames, to "
+            f"{result.target}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from .convert import open_slide
+    from .info import describe, render
+
+    slide = open_slide(args.path)
+    try:
+        data = describe(slide)
+    finally:
+        if slide.close:
+            slide.close()
+    print(json.dumps(data, indent=2) if args.json else render(data))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "convert":
+            return _convert(args)
+        if args.command == "info":
+            return _info(args)
+    except BridgeError as exc:
+        print(f"omedicom: error: {exc.describe()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("omedicom: interrupted; nothing was kept", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: say so plainly, keep the traceback for --debug
+        if args.debug:
+            traceback.print_exc()
+        print(
+            f"omedicom: internal error: {type(exc).__name__}: {exc}\n"
+            "  hint: this is a bug; please report it with the output of --debug",
+            file=sys.stderr,
+        )
+        return 1
+    parser.error(f"unknown command {args.command}")
+    return InputError.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Small helpers for building DICOM attributes correctly (value representations, codes)."""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+
+from pydicom.dataset import Dataset
+from pydicom.valuerep import format_number_as_ds
+
+
+def ds(value: float) -> str:
+    """A Decimal String of at most 16 characters (PS3.5 6.2, DS)."""
+    text = format_number_as_ds(float(value))
+    if len(text) > 16:  # format_number_as_ds guarantees this; keep the promise visible
+        raise ValueError(f"DS {text!r} longer than 16 characters")
+    return text
+
+
+def code_item(code: tuple[str, str, str]) -> Dataset:
+    """A Code Sequence item (PS3.3 Table 8.8-1): Code Value, Scheme Designator, Meaning."""
+    item = Dataset()
+    value, scheme, meaning = code
+    item.CodeValue = value
+    item.CodingSchemeDesignator = scheme
+    item.CodeMeaning = meaning
+    return item
+
+
+def da_tm(moment: datetime) -> tuple[str, str]:
+    """DICOM DA and TM strings for a datetime."""
+    return moment.strftime("%Y%m%d"), moment.strftime("%H%M%S.%f")
+
+
+def dt(moment: datetime) -> str:
+    """A DICOM DT string, with the UTC offset when the datetime knows its zone."""
+    text = moment.strftime("%Y%m%d%H%M%S.%f")
+    if moment.tzinfo is not None and moment.utcoffset() is not None:
+        text += moment.strftime("%z")
+    return text
+
+
+@functools.cache
+def srgb_profile() -> bytes:
+    """An sRGB ICC profile (Pillow/LittleCMS built-in), for images whose source has none."""
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()

@@ -1,0 +1,511 @@
+"""Slide model -> DICOM VL Whole Slide Microscopy Image instances (PS3.3 A.32.8).
+
+One instance per pyramid level and per associated image, all in one series, sharing Study,
+Series and Frame of Reference UIDs; the levels of a pyramid share a Pyramid UID (C.7.11.1).
+Frames are TILED_FULL (C.7.6.17.3) in the model's tile order, streamed from the tile source to
+disk (see ``encaps.py``); compressed tiles are copied, never decoded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filewriter import dcmwrite
+from pydicom.uid import (
+    UID,
+    ExplicitVRLittleEndian,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    VLWholeSlideMicroscopyImageStorage,
+    generate_uid,
+)
+
+from .. import __version__, tables
+from ..codecs import jpeg
+from ..errors import MetadataError, UnsupportedError
+from ..model import Compression, Image, ImageKind, Level, Photometric, Slide
+from . import encaps
+from .attributes import code_item, da_tm, ds, dt, srgb_profile
+
+#: Slide the image is placed on when the source has no slide coordinates (OME): 25 × 75 mm.
+SLIDE_SIZE_MM = (25.0, 75.0)
+#: Image Orientation (Slide) used then: rows along +Y, columns along +X (wsidicom's default).
+DEFAULT_ORIENTATION = (0.0, 1.0, 0.0, 1.0, 0.0, 0.0)
+#: Depth of field assumed when the source does not say (Slice Thickness, Imaged Volume Depth).
+DEFAULT_DEPTH_UM = 1.0
+
+
+@dataclass(frozen=True)
+class Identity:
+    """UIDs and identifiers shared by every instance written for one slide."""
+
+    study_uid: str
+    series_uid: str
+    frame_of_reference_uid: str
+    container_id: str
+    specimen_uid: str
+    now: datetime
+
+
+@dataclass(frozen=True)
+class WrittenInstance:
+    path: Path
+    sop_instance_uid: str
+    image_index: int
+    level: int
+    kind: ImageKind
+    frames: int
+
+
+def _photometric_name(level: Level) -> str:
+    """DICOM Photometric Interpretation for the level's encoded samples (C.8.12.4.1.5).
+
+    YCbCr JPEG is labelled YBR_FULL_422 whatever its chroma subsampling (C.7.6.3.1.2 note).
+    """
+    photometric = level.codec.photometric
+    if photometric is Photometric.MONOCHROME:
+        return "MONOCHROME2"
+    if photometric is Photometric.RGB:
+        return "RGB"
+    if photometric is Photometric.YCBCR and level.codec.compression is Compression.JPEG:
+        return "YBR_FULL_422"
+    if photometric in (Photometric.YBR_RCT, Photometric.YBR_ICT):
+        return photometric.value
+    raise UnsupportedError(f"photometric {photometric.value} cannot be written to DICOM WSI")
+
+
+def _transfer_syntax(level: Level, first_frame: bytes | None) -> UID:
+    codec = level.codec
+    if codec.compression is Compression.NONE:
+        return ExplicitVRLittleEndian
+    if codec.compression is Compression.JPEG:
+        assert first_frame is not None
+        header = jpeg.parse_header(first_frame)
+        sof = header.sof & 0xFF
+        if sof == 0xC0:
+            return JPEGBaseline8Bit
+        if sof == 0xC1:
+            return JPEGExtended12Bit
+        if sof == 0xC3:
+            return JPEGLosslessSV1 if _predictor(first_frame, header) == 1 else JPEGLossless
+        raise UnsupportedError(
+            f"JPEG process SOF{sof - 0xC0} (e.g. progressive) has no DICOM transfer syntax"
+        )
+    raise UnsupportedError(f"{codec.compression.value} tiles cannot be copied into DICOM yet")
+
+
+def _predictor(stream: bytes, header: jpeg.JpegHeader) -> int:
+    """The selection value (predictor) of a lossless JPEG scan (T.81 H.1.2.1: SOS Ss)."""
+    pos = header.scan_offset
+    n_comp = stream[pos + 4]
+    return stream[pos + 5 + 2 * n_comp]
+
+
+def _image_type(image: Image, level: Level) -> list[str]:
+    """Image Type / Frame Type values 1-4 (C.8.12.4.1.1)."""
+    if image.kind is ImageKind.VOLUME:
+        if level.index == 0:
+            return ["ORIGINAL", "PRIMARY", "VOLUME", "NONE"]
+        return ["DERIVED", "PRIMARY", "VOLUME", "RESAMPLED"]
+    if image.kind is ImageKind.THUMBNAIL:
+        return ["DERIVED", "PRIMARY", "THUMBNAIL", "RESAMPLED"]
+    return ["ORIGINAL", "PRIMARY", image.kind.value, "NONE"]
+
+
+def _frames(level: Level, size_z: int, size_c: int) -> Iterator[bytes]:
+    """Frames in TILED_FULL order: x, then y, then focal plane, then optical path."""
+    nx, ny = level.grid
+    encoded = level.tiles.encoded
+    for c in range(size_c):
+        for z in range(size_z):
+            for y in range(ny):
+                for x in range(nx):
+                    yield encoded(x, y, z, c)
+
+
+def _frame_sizes(level: Level, size_z: int, size_c: int) -> Iterator[int | None]:
+    nx, ny = level.grid
+    for c in range(size_c):
+        for z in range(size_z):
+            for y in range(ny):
+                for x in range(nx):
+                    yield level.tiles.encoded_size(x, y, z, c)
+
+
+class SlideWriter:
+    """Writes the instances of one slide into a directory.
+
+    ``pixel_size_um`` overrides the source's level-0 pixel size (x, y). ``progress`` is called
+    with the number of frames written since the last call.
+    """
+
+    def __init__(
+        self,
+        slide: Slide,
+        *,
+        pixel_size_um: tuple[float, float] | None = None,
+        progress: Callable[[int], None] | None = None,
+        identity: Identity | None = None,
+    ):
+        self.slide = slide
+        self.pixel_size_override = pixel_size_um
+        self.progress = progress
+        patient = slide.patient
+        self.identity = identity or Identity(
+            study_uid=patient.study_uid or generate_uid(),
+            series_uid=patient.series_uid or generate_uid(),
+            frame_of_reference_uid=generate_uid(),
+            container_id=slide.slide_id,
+            specimen_uid=generate_uid(),
+            now=datetime.now(UTC).astimezone(),
+        )
+        self._instance_number = 0
+
+    # -- planning ---------------------------------------------------------------------------
+
+    def frame_count(self) -> int:
+        """Number of frames all instances will hold (for progress reporting)."""
+        total = 0
+        for image in self.slide.images:
+            for level in self._levels(image):
+                total += level.tile_count * image.size_z * image.size_c
+        return total
+
+    @staticmethod
+    def _levels(image: Image) -> tuple[Level, ...]:
+        return image.levels if image.kind is ImageKind.VOLUME else image.levels[:1]
+
+    def pixel_size(self, image: Image) -> tuple[float, float]:
+        """Level-0 pixel size (x, y) in µm, or a clear error saying how to give one."""
+        if self.pixel_size_override:
+            return self.pixel_size_override
+        if image.pixel_size_um:
+            return image.pixel_size_um
+        raise MetadataError(
+            f"image {image.source_index} ({image.name or 'unnamed'}) has no physical pixel size "
+            "(OME PhysicalSizeX/PhysicalSizeY); DICOM WSI requires Pixel Spacing",
+            path=self.slide.source,
+            hint="pass it with --pixel-size MICRONS (e.g. --pixel-size 0.25, or "
+            "--pixel-size 0.25,0.26 for x,y)",
+        )
+
+    def check(self) -> None:
+        """Fail before anything is written if the slide cannot be converted."""
+        for image in self.slide.images:
+            if image.size_c > 1 or image.size_z > 1:
+                raise UnsupportedError(
+                    f"image {image.source_index} ({image.name or 'unnamed'}) has "
+                    f"{image.size_c} channels and {image.size_z} focal planes; this version "
+                    "converts single-plane brightfield and greyscale images only",
+                    path=self.slide.source,
+                    hint="multi-channel fluorescence and z-stacks are planned; convert one "
+                    "channel at a time meanwhile",
+                )
+            if image.kind is ImageKind.VOLUME:
+                self.pixel_size(image)
+            for level in self._levels(image):
+                _photometric_name(level)
+                if level.codec.compression not in (Compression.JPEG, Compression.NONE):
+                    raise UnsupportedError(
+                        f"{level.codec.compression.value} tiles cannot be written yet",
+                        path=self.slide.source,
+                    )
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def write(self, out_dir: Path) -> list[WrittenInstance]:
+        self.check()
+        written: list[WrittenInstance] = []
+        volumes = [i for i in self.slide.images if i.kind is ImageKind.VOLUME]
+        reference = volumes[0] if volumes else None
+        for image in self.slide.images:
+            pyramid_uid = generate_uid() if image.kind is ImageKind.VOLUME else None
+            prefix = f"image{image.source_index}-" if len(volumes) > 1 else ""
+            for level in self._levels(image):
+                if image.kind is ImageKind.VOLUME:
+                    name = f"{prefix}level{level.index}.dcm"
+                else:
+                    kind_name = tables.table("associated_images")["kind_to_name"]
+                    name = f"{prefix}{kind_name[image.kind.value]}.dcm"
+                written.append(
+                    self._write_instance(out_dir / name, image, level, pyramid_uid, reference)
+                )
+        return written
+
+    def _write_instance(
+        self,
+        path: Path,
+        image: Image,
+        level: Level,
+        pyramid_uid: str | None,
+        reference: Image | None,
+    ) -> WrittenInstance:
+        size_z, size_c = image.size_z, image.size_c
+        n_frames = level.tile_count * size_z * size_c
+        first = level.tiles.encoded(0, 0) if level.codec.compression is Compression.JPEG else None
+        tsuid = _transfer_syntax(level, first)
+        dataset = self._dataset(image, level, pyramid_uid, reference, n_frames)
+        dataset.file_meta = FileMetaDataset()
+        dataset.file_meta.MediaStorageSOPClassUID = dataset.SOPClassUID
+        dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+        dataset.file_meta.TransferSyntaxUID = tsuid
+        dataset.file_meta.ImplementationVersionName = f"OMEDICOM_{__version__}"[:16]
+        self._lossy(dataset, level)
+        with open(path, "xb") as fh:
+            dcmwrite(fh, dataset, enforce_file_format=True)
+            frames = _frames(level, size_z, size_c)
+            if tsuid.is_compressed:
+                extended = encaps.needs_extended_offsets(_frame_sizes(level, size_z, size_c))
+                encaps.write_encapsulated(
+                    fh, frames, n_frames, extended=extended, progress=self.progress
+                )
+            else:
+                tw, th = level.tile_size
+                frame_size = tw * th * level.codec.samples_per_pixel * (level.codec.bits // 8)
+                encaps.write_native(
+                    fh,
+                    frames,
+                    frame_size,
+                    n_frames,
+                    vr=b"OB" if level.codec.bits <= 8 else b"OW",
+                    progress=self.progress,
+                )
+        return WrittenInstance(
+            path, dataset.SOPInstanceUID, image.source_index, level.index, image.kind, n_frames
+        )
+
+    def _lossy(self, dataset: Dataset, level: Level) -> None:
+        """Lossy Image Compression (0028,2110) with Ratio and Method (C.7.6.1.1.5)."""
+        codec = level.codec
+        lossy = codec.lossless is False or (
+            codec.compression is Compression.JPEG and not codec.lossless
+        )
+        dataset.LossyImageCompression = "01" if lossy else "00"
+        if lossy and codec.compression is Compression.JPEG:
+            sizes = list(_frame_sizes(level, 1, 1))
+            stored = sum(s for s in sizes if s) or 1
+            tw, th = level.tile_size
+            raw = tw * th * codec.samples_per_pixel * len(sizes)
+            dataset.LossyImageCompressionRatio = [ds(raw / stored)]
+            dataset.LossyImageCompressionMethod = ["ISO_10918_1"]
+
+    def _dataset(
+        self,
+        image: Image,
+        level: Level,
+        pyramid_uid: str | None,
+        reference: Image | None,
+        n_frames: int,
+    ) -> Dataset:
+        ident = self.identity
+        patient = self.slide.patient
+        self._instance_number += 1
+        d = Dataset()
+        d.SpecificCharacterSet = "ISO_IR 192"
+        image_type = _image_type(image, level)
+        d.ImageType = image_type
+        d.SOPClassUID = VLWholeSlideMicroscopyImageStorage
+        d.SOPInstanceUID = generate_uid()
+        study_date, study_time = patient.study_date or "", patient.study_time or ""
+        d.StudyDate = study_date
+        d.StudyTime = study_time
+        content_date, content_time = da_tm(ident.now)
+        d.ContentDate = content_date
+        d.ContentTime = content_time
+        acquired = image.acquired or ident.now
+        d.AcquisitionDateTime = dt(acquired)
+        d.AccessionNumber = patient.accession_number or ""
+        d.Modality = "SM"
+        d.Manufacturer = "Unknown"
+        d.ReferringPhysicianName = patient.referring_physician or ""
+        if patient.study_description:
+            d.StudyDescription = patient.study_description
+        d.SeriesDescription = patient.series_description or (self.slide.slide_id or "")[:64]
+        d.ManufacturerModelName = "Unknown"
+        d.VolumetricProperties = "VOLUME"
+        d.PatientName = patient.name or ""
+        d.PatientID = patient.id or ""
+        d.PatientBirthDate = patient.birth_date or ""
+        d.PatientSex = patient.sex or ""
+        d.DeviceSerialNumber = "Unknown"
+        d.SoftwareVersions = f"omedicom {__version__}"
+        d.StudyInstanceUID = ident.study_uid
+        d.SeriesInstanceUID = ident.series_uid
+        d.StudyID = patient.study_id or ""
+        d.SeriesNumber = patient.series_number if patient.series_number is not None else 1
+        d.InstanceNumber = self._instance_number
+        if image.kind in (ImageKind.VOLUME, ImageKind.THUMBNAIL):
+            d.FrameOfReferenceUID = ident.frame_of_reference_uid
+            d.PositionReferenceIndicator = "SLIDE_CORNER"
+        if pyramid_uid:
+            d.PyramidUID = pyramid_uid
+            if image.name:
+                d.PyramidLabel = image.name[:64]
+        d.DimensionOrganizationType = "TILED_FULL"
+        dim = Dataset()
+        dim.DimensionOrganizationUID = generate_uid()
+        d.DimensionOrganizationSequence = [dim]
+
+        codec = level.codec
+        tw, th = level.tile_size
+        d.SamplesPerPixel = codec.samples_per_pixel
+        d.PhotometricInterpretation = _photometric_name(level)
+        if codec.samples_per_pixel > 1:
+            d.PlanarConfiguration = 0
+        d.NumberOfFrames = n_frames
+        d.Rows = th
+        d.Columns = tw
+        d.BitsAllocated = codec.bits
+        d.BitsStored = codec.bits
+        d.HighBit = codec.bits - 1
+        d.PixelRepresentation = 0
+        if d.PhotometricInterpretation == "MONOCHROME2":
+            d.PresentationLUTShape = "IDENTITY"
+            d.RescaleIntercept = "0"
+            d.RescaleSlope = "1"
+        burned = "YES" if image.kind in (ImageKind.LABEL, ImageKind.OVERVIEW) else "NO"
+        d.BurnedInAnnotation = burned
+        d.SpecimenLabelInImage = burned
+        d.FocusMethod = "AUTO"
+        d.ExtendedDepthOfField = "NO"
+
+        width, height = level.size
+        d.TotalPixelMatrixColumns = width
+        d.TotalPixelMatrixRows = height
+        d.TotalPixelMatrixFocalPlanes = image.size_z
+        spacing = self._level_spacing_mm(image, level, reference)
+        if spacing is not None:
+            _sx, _sy = spacing
+            ref = reference if image.kind is not ImageKind.VOLUME and reference else image
+            extent = self._extent_mm(ref, reference)
+            d.ImagedVolumeWidth = extent[0]
+            d.ImagedVolumeHeight = extent[1]
+            d.ImagedVolumeDepth = DEFAULT_DEPTH_UM
+            origin, orientation = self._placement(ref, extent)
+        else:
+            # Labels and overviews are not in the slide frame of the pyramid; the module still
+            # requires an origin and orientation (C.8.12.14): the slide corner, unrotated.
+            origin, orientation = (0.0, 0.0), DEFAULT_ORIENTATION
+        origin_item = Dataset()
+        origin_item.XOffsetInSlideCoordinateSystem = ds(origin[0])
+        origin_item.YOffsetInSlideCoordinateSystem = ds(origin[1])
+        d.TotalPixelMatrixOriginSequence = [origin_item]
+        d.ImageOrientationSlide = [ds(v) for v in orientation]
+
+        shared = Dataset()
+        measures = Dataset()
+        if spacing is not None:
+            measures.PixelSpacing = [ds(spacing[1]), ds(spacing[0])]  # [row (Y), column (X)]
+            measures.SliceThickness = ds(DEFAULT_DEPTH_UM / 1000.0)
+        shared.PixelMeasuresSequence = [measures]
+        frame_type = Dataset()
+        frame_type.FrameType = image_type
+        shared.WholeSlideMicroscopyImageFrameTypeSequence = [frame_type]
+        d.SharedFunctionalGroupsSequence = [shared]
+
+        self._optical_paths(d, image)
+        self._specimen(d)
+        d.AcquisitionContextSequence = []
+        if image.kind is ImageKind.LABEL:
+            d.LabelText = ""
+            d.BarcodeValue = ""
+        return d
+
+    # -- geometry ---------------------------------------------------------------------------
+
+    def _extent_mm(self, image: Image, reference: Image | None) -> tuple[float, float]:
+        """Imaged Volume Width/Height (mm) of the pyramid: level-0 size × level-0 spacing."""
+        sx, sy = self.pixel_size(image)
+        w, h = image.size
+        return (w * sx / 1000.0, h * sy / 1000.0)
+
+    def _level_spacing_mm(
+        self, image: Image, level: Level, reference: Image | None
+    ) -> tuple[float, float] | None:
+        """(x, y) pixel spacing of a level in mm; ``None`` for labels and overviews."""
+        if image.kind is ImageKind.VOLUME:
+            sx, sy = self.pixel_size(image)
+            return (
+                sx * level.downsample[0] / 1000.0,
+                sy * level.downsample[1] / 1000.0,
+            )
+        if image.kind is ImageKind.THUMBNAIL and reference is not None:
+            ew, eh = self._extent_mm(reference, reference)
+            return (ew / level.size[0], eh / level.size[1])
+        return None
+
+    def _placement(
+        self, image: Image, extent: tuple[float, float]
+    ) -> tuple[tuple[float, float], tuple[float, ...]]:
+        """Total Pixel Matrix Origin (mm, corner of pixel 1\\1) and Image Orientation (Slide).
+
+        OME has no slide frame, so unless the model carries one the image is centred on a
+        25 × 75 mm slide with :data:`DEFAULT_ORIENTATION`; every level shares the origin.
+        """
+        if image.origin_mm and image.orientation:
+            return image.origin_mm, image.orientation
+        orientation = DEFAULT_ORIENTATION
+        # rows run along +Y (image width), columns along +X (image height)
+        x0 = SLIDE_SIZE_MM[0] / 2 - extent[1] / 2
+        y0 = SLIDE_SIZE_MM[1] / 2 - extent[0] / 2
+        return (x0, y0), orientation
+
+    # -- optical path and specimen -------------------------------------------------------------
+
+    def _optical_paths(self, d: Dataset, image: Image) -> None:
+        """Optical Path module (C.8.12.5): one path per channel; brightfield by default."""
+        channels = image.channels or ()
+        items = []
+        for index in range(image.size_c):
+            channel = channels[index] if index < len(channels) else None
+            item = Dataset()
+            item.OpticalPathIdentifier = str(index + 1)
+            if channel and channel.name:
+                item.OpticalPathDescription = channel.name[:1024]
+            illumination = []
+            for key in (channel.illumination, channel.contrast) if channel else ():
+                found = tables.code("illumination_type", key) if key else None
+                if found and all(found[0] != i.CodeValue for i in illumination):
+                    illumination.append(code_item(found))
+            if not illumination:
+                illumination = [code_item(tables.code("illumination_type", "Brightfield"))]
+            item.IlluminationTypeCodeSequence = illumination
+            if channel and channel.excitation_nm:
+                item.IlluminationWaveLength = float(channel.excitation_nm)
+            else:
+                item.IlluminationColorCodeSequence = [
+                    code_item(tables.code("illumination_color", "full_spectrum"))
+                ]
+            objective = image.objective
+            if objective:
+                if objective.magnification:
+                    item.ObjectiveLensPower = ds(objective.magnification)
+                if objective.numerical_aperture:
+                    item.ObjectiveLensNumericalAperture = ds(objective.numerical_aperture)
+                lens = tables.code("lenses", objective.immersion) if objective.immersion else None
+                if lens:
+                    item.LensesCodeSequence = [code_item(lens)]
+            if image.photometric is not Photometric.MONOCHROME:
+                item.ICCProfile = image.icc_profile or srgb_profile()
+            items.append(item)
+        d.NumberOfOpticalPaths = len(items)
+        d.OpticalPathSequence = items
+
+    def _specimen(self, d: Dataset) -> None:
+        """Specimen module (C.7.6.22): the slide as container, one specimen on it."""
+        ident = self.identity
+        d.ContainerIdentifier = ident.container_id[:64]
+        d.IssuerOfTheContainerIdentifierSequence = []
+        d.ContainerTypeCodeSequence = [code_item(tables.code("container_type", "slide"))]
+        specimen = Dataset()
+        specimen.SpecimenIdentifier = ident.container_id[:64]
+        specimen.SpecimenUID = ident.specimen_uid
+        specimen.IssuerOfTheSpecimenIdentifierSequence = []
+        specimen.SpecimenPreparationSequence = []
+        d.SpecimenDescriptionSequence = [specimen]

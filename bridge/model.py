@@ -1,0 +1,284 @@
+"""The neutral slide model both sides of the bridge meet in.
+
+Readers (``bridge.ometiff.reader``, later ``bridge.dicom.reader``) produce a :class:`Slide`;
+writers consume one. Neither side imports the other.
+
+Conventions (see MAPPING.md section 0):
+
+* lengths are micrometres (µm) unless a name says otherwise (``_mm``);
+* sizes are ``(width, height)`` = (columns, rows); pixel sizes are ``(x, y)``;
+* indices (``z``, ``c``, tile ``x``/``y``) are 0-based;
+* tile order is DICOM TILED_FULL order = TIFF tile order inside one IFD: left to right, top to
+  bottom, then focal planes (glass to coverslip), then channels/optical paths;
+* annotation coordinates are level-0 pixels, x = column, y = row, corner origin (the top-left
+  corner of the top-left pixel is (0, 0)), no half-pixel shift.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+class ImageKind(enum.Enum):
+    """Flavour of an image: DICOM Image Type value 3 (PS3.3 C.8.12.4.1.1)."""
+
+    VOLUME = "VOLUME"
+    LABEL = "LABEL"
+    OVERVIEW = "OVERVIEW"
+    THUMBNAIL = "THUMBNAIL"
+
+
+class Photometric(enum.Enum):
+    """Colour space of the *encoded* samples, decided from the bitstream where there is one."""
+
+    MONOCHROME = "MONOCHROME"  # one sample, 0 = black (TIFF 1, DICOM MONOCHROME2)
+    RGB = "RGB"  # three samples, no colour transform (TIFF 2, DICOM RGB)
+    YCBCR = "YCBCR"  # three samples, JPEG YCbCr (TIFF 6, DICOM YBR_FULL_422 for JPEG)
+    YBR_RCT = "YBR_RCT"  # JPEG 2000 reversible colour transform
+    YBR_ICT = "YBR_ICT"  # JPEG 2000 irreversible colour transform
+    PALETTE = "PALETTE"  # TIFF 3; needs expansion before DICOM
+
+
+class Compression(enum.Enum):
+    """Tile codec, independent of container (TIFF Compression tag / DICOM Transfer Syntax)."""
+
+    NONE = "none"
+    JPEG = "jpeg"
+    JPEG2000 = "jpeg2000"
+    JPEGLS = "jpegls"
+    JPEGXL = "jpegxl"
+    DEFLATE = "deflate"
+    LZW = "lzw"
+    ZSTD = "zstd"
+    PACKBITS = "packbits"
+    LZMA = "lzma"
+    WEBP = "webp"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Codec:
+    """How the tiles of one level are encoded, with the parameters that decide the target tags.
+
+    ``subsampling`` is the JPEG luma (H, V) sampling factor pair from the SOF (TIFF
+    YCbCrSubSampling); ``(1, 1)`` when no chroma subsampling or not applicable.
+    ``lossless`` is ``None`` when the codestream does not say.
+    """
+
+    compression: Compression
+    photometric: Photometric
+    bits: int = 8
+    samples_per_pixel: int = 3
+    subsampling: tuple[int, int] = (1, 1)
+    lossless: bool | None = None
+    signed: bool = False
+    floating: bool = False
+    little_endian: bool = True
+    # Bytes inserted into each stream to make it say what it is (e.g. an Adobe APP14 marker for
+    # unsignalled RGB JPEG). Recorded so a round trip can take them out again.
+    inserted_marker: bytes | None = None
+
+
+class TileSource(Protocol):
+    """Access to the tiles of one level, in the level's own codec.
+
+    ``encoded`` returns one complete, self-contained stream (JPEG tables merged, colour signalled)
+    or, for ``Compression.NONE``, the raw little-endian samples of a full tile (edge tiles padded
+    to the full tile size). ``decoded`` returns an ndarray (rows, columns, samples) for the
+    transcoding path. Both take 0-based tile column ``x``, tile row ``y``, focal plane ``z`` and
+    channel ``c``.
+    """
+
+    def encoded(self, x: int, y: int, z: int = 0, c: int = 0) -> bytes: ...
+
+    def decoded(self, x: int, y: int, z: int = 0, c: int = 0) -> np.ndarray: ...
+
+    def encoded_size(self, x: int, y: int, z: int = 0, c: int = 0) -> int | None:
+        """Length of ``encoded(...)`` without reading the tile, or None when unknown."""
+        ...
+
+
+@dataclass(frozen=True)
+class Level:
+    """One resolution of an image: its size, tiling, codec and a tile source.
+
+    ``downsample`` is (level-0 width / width, level-0 height / height); 1.0 for level 0.
+    """
+
+    index: int
+    size: tuple[int, int]
+    tile_size: tuple[int, int]
+    codec: Codec
+    tiles: TileSource = field(compare=False, repr=False)
+    downsample: tuple[float, float] = (1.0, 1.0)
+    jpeg_tables: bytes | None = field(default=None, repr=False)
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """Tile columns and rows: (ceil(width / tile width), ceil(height / tile height))."""
+        return (-(-self.size[0] // self.tile_size[0]), -(-self.size[1] // self.tile_size[1]))
+
+    @property
+    def tile_count(self) -> int:
+        nx, ny = self.grid
+        return nx * ny
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One channel / optical path (OME Channel, DICOM Optical Path Sequence item).
+
+    ``color`` is (r, g, b, a) 0-255. Wavelengths in nm. ``illumination`` and ``contrast`` hold the
+    OME enumeration values (IlluminationType, ContrastMethod).
+    """
+
+    id: str
+    name: str | None = None
+    samples_per_pixel: int = 1
+    color: tuple[int, int, int, int] | None = None
+    excitation_nm: float | None = None
+    emission_nm: float | None = None
+    illumination: str | None = None
+    contrast: str | None = None
+    fluor: str | None = None
+
+
+@dataclass(frozen=True)
+class Objective:
+    """OME Objective / DICOM Objective Lens Power, Numerical Aperture, Lenses Code Sequence."""
+
+    magnification: float | None = None
+    numerical_aperture: float | None = None
+    immersion: str | None = None
+    manufacturer: str | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class Image:
+    """One OME Image / one DICOM pyramid (or associated image).
+
+    ``pixel_size_um`` is the level-0 (x, y) pixel size; ``None`` when the source has none.
+    ``focal_planes_um`` lists the z position of each plane (glass to coverslip). ``origin_mm`` is
+    the slide position of the top-left corner of pixel (0, 0) of level 0 and ``orientation`` the
+    DICOM Image Orientation (Slide) row and column cosines; both ``None`` when the source has no
+    slide frame (OME), and the DICOM writer then places the image on a default slide.
+    """
+
+    kind: ImageKind
+    name: str | None
+    dtype: str
+    samples_per_pixel: int
+    photometric: Photometric
+    levels: tuple[Level, ...]
+    channels: tuple[Channel, ...] = ()
+    focal_planes_um: tuple[float, ...] = (0.0,)
+    pixel_size_um: tuple[float, float] | None = None
+    origin_mm: tuple[float, float] | None = None
+    orientation: tuple[float, float, float, float, float, float] | None = None
+    acquired: datetime | None = None
+    description: str | None = None
+    objective: Objective | None = None
+    icc_profile: bytes | None = field(default=None, repr=False)
+    source_index: int = 0
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.levels[0].size
+
+    @property
+    def size_z(self) -> int:
+        return len(self.focal_planes_um)
+
+    @property
+    def size_c(self) -> int:
+        """Number of separately stored channels (planes), not samples."""
+        return max(1, len(self.channels))
+
+
+class GraphicType(enum.Enum):
+    """DICOM Graphic Type of a Bulk Simple Annotation group (PS3.3 C.37.1.2)."""
+
+    POINT = "POINT"
+    POLYLINE = "POLYLINE"
+    POLYGON = "POLYGON"
+    RECTANGLE = "RECTANGLE"
+    ELLIPSE = "ELLIPSE"
+
+
+@dataclass(frozen=True)
+class AnnotationGroup:
+    """A group of annotations of one graphic type, stored as arrays (millions of points scale).
+
+    ``coordinates`` is an (N, 2) float64 array of level-0 pixel coordinates (x = column,
+    y = row, corner origin); ``offsets`` the start index (in points) of each annotation, so
+    annotation i is ``coordinates[offsets[i]:offsets[i+1]]``.
+    """
+
+    label: str
+    graphic_type: GraphicType
+    coordinates: np.ndarray = field(repr=False)
+    offsets: np.ndarray = field(repr=False)
+    description: str | None = None
+    color: tuple[int, int, int] | None = None
+    z: int | None = None
+    channel: str | None = None
+    property_category: tuple[str, str, str] | None = None  # (value, scheme, meaning)
+    property_type: tuple[str, str, str] | None = None
+    measurements: tuple[tuple[str, str, np.ndarray], ...] = ()  # (name, UCUM unit, values)
+    image_index: int = 0
+
+
+@dataclass(frozen=True)
+class Patient:
+    """Patient and study identity; ``None`` fields stay empty (DICOM Type 2), never invented."""
+
+    name: str | None = None
+    id: str | None = None
+    birth_date: str | None = None
+    sex: str | None = None
+    study_uid: str | None = None
+    study_id: str | None = None
+    study_date: str | None = None
+    study_time: str | None = None
+    study_description: str | None = None
+    accession_number: str | None = None
+    referring_physician: str | None = None
+    series_uid: str | None = None
+    series_number: int | None = None
+    series_description: str | None = None
+
+
+@dataclass(frozen=True)
+class Carriers:
+    """Original metadata carried along so a round trip loses nothing (MAPPING.md 4.3)."""
+
+    ome_xml: str | None = field(default=None, repr=False)
+    dicom_json: tuple[str, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
+class Slide:
+    """A whole slide: its images (pyramids and associated images), annotations and identity."""
+
+    slide_id: str
+    images: tuple[Image, ...]
+    annotations: tuple[AnnotationGroup, ...] = ()
+    patient: Patient = Patient()
+    carriers: Carriers = Carriers()
+    source: str | None = None
+    warnings: tuple[str, ...] = ()
+    close: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+
+    def volumes(self) -> Iterator[Image]:
+        return (i for i in self.images if i.kind is ImageKind.VOLUME)
+
+    def associated(self) -> Iterator[Image]:
+        return (i for i in self.images if i.kind is not ImageKind.VOLUME)

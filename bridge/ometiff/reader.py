@@ -1,0 +1,608 @@
+"""OME-TIFF -> slide model.
+
+Implements the OME-TIFF specification (ome-model docs ``ome-tiff/specification.rst``, schema
+2016-06): the OME-XML in the first IFD's ImageDescription, ``TiffData`` mapping planes to IFDs
+(0-based IFD, FirstZ/FirstC/FirstT, PlaneCount), and sub-resolutions in the SubIFDs tag (330) of
+each plane's IFD, largest first. Older schema namespaces and the ``ome:`` prefix are accepted
+(ome-types upgrades them with the OME XSLT transforms).
+
+Nothing is decoded: levels hand out each tile's stored bytes (see ``tiles.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+
+from .. import tables
+from ..codecs import jpeg
+from ..errors import InputError, MetadataError, UnsupportedError
+from ..model import (
+    Carriers,
+    Channel,
+    Codec,
+    Compression,
+    Image,
+    ImageKind,
+    Level,
+    Objective,
+    Photometric,
+    Slide,
+)
+from .tiles import ArrayTileSource, PageTiles, RawFile, StripRetileSource, TiffTileSource
+
+#: TIFF Compression tag values -> model codec (TIFF 6.0; tifffile.COMPRESSION).
+_COMPRESSION = {
+    1: Compression.NONE,
+    7: Compression.JPEG,
+    5: Compression.LZW,
+    8: Compression.DEFLATE,
+    32946: Compression.DEFLATE,
+    32773: Compression.PACKBITS,
+    34925: Compression.LZMA,
+    50000: Compression.ZSTD,
+    33003: Compression.JPEG2000,
+    33004: Compression.JPEG2000,
+    33005: Compression.JPEG2000,
+    34712: Compression.JPEG2000,
+    50001: Compression.WEBP,
+    50002: Compression.JPEGXL,
+}
+
+#: Largest image kept as one native tile when the TIFF is striped rather than tiled.
+_SINGLE_TILE_MAX = 1024
+_RETILE = 512
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".ome.tiff", ".ome.tif", ".ome.tf2", ".ome.tf8", ".ome.btf", ".tiff", ".tif"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def read(path: str | os.PathLike[str]) -> Slide:
+    """Open an OME-TIFF and describe it as a :class:`Slide` (tiles are read lazily).
+
+    Raises :class:`InputError` for files that are not (OME-)TIFF, are truncated or whose OME-XML
+    contradicts the IFDs, and :class:`UnsupportedError` for layouts this version cannot convert.
+    The returned slide's ``close`` releases the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such file", path=path)
+    try:
+        tf = tifffile.TiffFile(path)
+    except tifffile.TiffFileError as exc:
+        raise InputError(
+            f"not a TIFF file ({exc})",
+            path=path,
+            hint="omedicom convert reads OME-TIFF (.ome.tif/.ome.tiff) files",
+        ) from None
+    except (OSError, ValueError, IndexError, KeyError) as exc:
+        raise InputError(f"the TIFF structure cannot be read ({exc})", path=path) from None
+    raw = RawFile(str(path))
+    try:
+        slide = _read(path, tf, raw)
+    except Exception:
+        raw.close()
+        tf.close()
+        raise
+    tf.close()
+    return slide
+
+
+def _read(path: Path, tf: tifffile.TiffFile, raw: RawFile) -> Slide:
+    xml = tf.pages.first.description if len(tf.pages) else ""
+    if not xml or ("<OME" not in xml[:4096] and ":OME" not in xml[:4096]):
+        raise InputError(
+            "not an OME-TIFF: the first IFD has no OME-XML ImageDescription",
+            path=path,
+            hint="write the file with OME metadata (Bio-Formats bfconvert, QuPath, tifffile "
+            "ome=True), or add it with tifffile.tiffcomment",
+        )
+    ome = parse_ome_xml(xml, path)
+    images = []
+    warnings: list[str] = []
+    for index, ome_image in enumerate(ome.images):
+        image = _read_image(path, tf, raw, ome, ome_image, index, warnings)
+        if image is not None:
+            images.append(image)
+    if not images:
+        raise InputError("the OME-XML describes no image with pixels in this file", path=path)
+    return Slide(
+        slide_id=_stem(path),
+        images=tuple(images),
+        carriers=Carriers(ome_xml=xml),
+        source=str(path),
+        warnings=tuple(warnings),
+        close=raw.close,
+    )
+
+
+def parse_ome_xml(xml: str, path: Path | str | None = None) -> Any:
+    """Parse OME-XML of any schema version into an ``ome_types.OME`` (2016-06 model)."""
+    import ome_types
+
+    try:
+        return ome_types.from_xml(xml, validate=False)
+    except Exception as exc:  # ome-types raises ValueError, lxml and xsdata errors
+        raise MetadataError(f"the OME-XML cannot be parsed: {exc}", path=path) from None
+
+
+def _plane_index(order: str, sizes: dict[str, int], z: int, c: int, t: int) -> int:
+    """Linear plane index of (z, c, t) in an OME DimensionOrder such as 'XYZCT'."""
+    pos = {"Z": z, "C": c, "T": t}
+    index = 0
+    stride = 1
+    for dim in order[2:]:
+        index += pos[dim] * stride
+        stride *= sizes[dim]
+    return index
+
+
+def _plane_coords(order: str, sizes: dict[str, int], p: int) -> tuple[int, int, int]:
+    pos = {}
+    for dim in order[2:]:
+        pos[dim] = p % sizes[dim]
+        p //= sizes[dim]
+    return pos["Z"], pos["C"], pos["T"]
+
+
+def _same_file(path: Path, ome: Any, uuid: Any) -> bool:
+    """Whether a TiffData UUID element points at this file (OME spec "Multi-file OME-TIFF").
+
+    Files are often renamed after writing, so the recorded FileName alone does not decide: the
+    UUID matching the root OME UUID does, and so does a FileName that names no other file when
+    every TiffData of the document names that same file.
+    """
+    if ome.uuid and uuid.value == ome.uuid:
+        return True
+    name = uuid.file_name
+    if not name or Path(name).name == path.name:
+        return True
+    names = {
+        td.uuid.file_name
+        for image in ome.images
+        for td in image.pixels.tiff_data_blocks
+        if td.uuid is not None
+    }
+    return len(names) == 1 and not (path.parent / Path(name).name).exists()
+
+
+def _plane_ifds(
+    path: Path, tf: tifffile.TiffFile, ome: Any, ome_image: Any, sizes: dict[str, int]
+) -> dict[tuple[int, int, int], int]:
+    """Map (z, c, t) -> main-chain IFD index from the TiffData elements (OME spec "TiffData")."""
+    pixels = ome_image.pixels
+    order = pixels.dimension_order.value
+    n_planes = sizes["Z"] * sizes["C"] * sizes["T"]
+    mapping: dict[tuple[int, int, int], int] = {}
+    n_ifds = len(tf.pages)
+    for td in pixels.tiff_data_blocks:
+        if td.uuid is not None and not _same_file(path, ome, td.uuid):
+            raise UnsupportedError(
+                f"image {ome_image.id} has planes in another file ({td.uuid.file_name}); "
+                "multi-file OME-TIFF is not supported yet",
+                path=path,
+                hint="merge the files into one OME-TIFF first (e.g. bfconvert)",
+            )
+        first = _plane_index(order, sizes, td.first_z or 0, td.first_c or 0, td.first_t or 0)
+        ifd = td.ifd or 0
+        if td.plane_count is not None:
+            count = td.plane_count
+        elif td.ifd is not None:
+            count = 1
+        else:
+            count = min(n_planes - first, n_ifds - ifd)
+        for k in range(count):
+            if first + k >= n_planes:
+                break
+            mapping[_plane_coords(order, sizes, first + k)] = ifd + k
+    if not pixels.tiff_data_blocks:
+        raise UnsupportedError(
+            f"image {ome_image.id} keeps its pixels outside TIFF IFDs (BinData or MetadataOnly)",
+            path=path,
+        )
+    for key, ifd in mapping.items():
+        if ifd >= n_ifds:
+            raise MetadataError(
+                f"the OME-XML maps plane z={key[0]} c={key[1]} t={key[2]} of image "
+                f"{ome_image.id} to IFD {ifd}, but the file has only {n_ifds} IFDs",
+                path=path,
+                hint="the OME-XML disagrees with the TIFF structure; the file may be damaged",
+            )
+    missing = n_planes - len(mapping)
+    if missing:
+        raise MetadataError(
+            f"the OME-XML of image {ome_image.id} declares {n_planes} planes "
+            f"(SizeZ·SizeC·SizeT / SamplesPerPixel) but its TiffData cover {len(mapping)}",
+            path=path,
+            hint="the OME-XML disagrees with the TIFF structure; the file may be damaged",
+        )
+    return mapping
+
+
+def _sub_pages(tf: tifffile.TiffFile, page: tifffile.TiffPage) -> list[tifffile.TiffPage]:
+    """The SubIFD pages of a main-chain page, largest first (OME spec "Sub-resolutions")."""
+    out = []
+    for level, offset in enumerate(page.subifds or ()):
+        tf.filehandle.seek(offset)
+        out.append(tifffile.TiffPage(tf, (page.index, level + 1)))
+    return out
+
+
+def _channel(ch: Any) -> Channel:
+    color = None
+    if ch.color is not None:
+        r, g, b, a = ch.color.as_rgb_tuple(alpha=True)
+        color = (int(r), int(g), int(b), round(float(a) * 255))
+
+    def nm(value: Any, unit: Any) -> float | None:
+        if value is None:
+            return None
+        return tables.length_to_um(value, getattr(unit, "value", unit) or "nm") * 1e3
+
+    return Channel(
+        id=ch.id,
+        name=ch.name,
+        samples_per_pixel=ch.samples_per_pixel or 1,
+        color=color,
+        excitation_nm=nm(ch.excitation_wavelength, ch.excitation_wavelength_unit),
+        emission_nm=nm(ch.emission_wavelength, ch.emission_wavelength_unit),
+        illumination=ch.illumination_type.value if ch.illumination_type else None,
+        contrast=ch.contrast_method.value if ch.contrast_method else None,
+        fluor=ch.fluor,
+    )
+
+
+def _objective(ome: Any, ome_image: Any) -> Objective | None:
+    settings = ome_image.objective_settings
+    if settings is None:
+        return None
+    for instrument in ome.instruments:
+        for obj in instrument.objectives:
+            if obj.id == settings.id:
+                return Objective(
+                    magnification=obj.nominal_magnification,
+                    numerical_aperture=obj.lens_na,
+                    immersion=obj.immersion.value if obj.immersion else None,
+                    manufacturer=obj.manufacturer,
+                    model=obj.model,
+                )
+    return None
+
+
+def _physical_size(pixels: Any) -> tuple[float, float] | None:
+    x, y = pixels.physical_size_x, pixels.physical_size_y
+    if x is None and y is None:
+        return None
+    x = x if x is not None else y
+    y = y if y is not None else x
+    ux = getattr(pixels.physical_size_x_unit, "value", None)
+    uy = getattr(pixels.physical_size_y_unit, "value", None)
+    sx = tables.length_to_um(x, ux, what="PhysicalSizeX")
+    sy = tables.length_to_um(y, uy, what="PhysicalSizeY")
+    if sx <= 0 or sy <= 0:
+        raise MetadataError(f"PhysicalSize ({sx}, {sy}) µm is not positive")
+    return (sx, sy)
+
+
+def _read_image(
+    path: Path,
+    tf: tifffile.TiffFile,
+    raw: RawFile,
+    ome: Any,
+    ome_image: Any,
+    index: int,
+    warnings: list[str],
+) -> Image | None:
+    pixels = ome_image.pixels
+    channels = tuple(_channel(ch) for ch in pixels.channels)
+    spp = channels[0].samples_per_pixel if channels else 1
+    size_c = pixels.size_c // spp if pixels.size_c >= spp else pixels.size_c
+    sizes = {"Z": pixels.size_z, "C": max(1, size_c), "T": pixels.size_t}
+    ifds = _plane_ifds(path, tf, ome, ome_image, sizes)
+    kind_name = tables.associated_kind(ome_image.name)
+    kind = ImageKind(kind_name) if kind_name else ImageKind.VOLUME
+    where = f"image {index} ({ome_image.name or ome_image.id})"
+
+    # Planes used: the first time point (time series are an issue of their own).
+    if sizes["T"] > 1:
+        warnings.append(f"{where}: only the first of {sizes['T']} time points is converted")
+    plane_pages: dict[tuple[int, int], tifffile.TiffPage] = {}
+    for z in range(sizes["Z"]):
+        for c in range(sizes["C"]):
+            page = tf.pages[ifds[(z, c, 0)]]
+            if not isinstance(page, tifffile.TiffPage):
+                page = page.aspage()
+            plane_pages[(z, c)] = page
+    first = plane_pages[(0, 0)]
+
+    # The OME-XML must agree with the IFDs (the TIFF structure wins, but we refuse to guess).
+    if (first.imagewidth, first.imagelength) != (pixels.size_x, pixels.size_y):
+        raise MetadataError(
+            f"{where}: the OME-XML says {pixels.size_x}×{pixels.size_y} pixels but IFD "
+            f"{first.index} holds {first.imagewidth}×{first.imagelength}",
+            path=path,
+            hint="the OME-XML disagrees with the TIFF structure; rewrite the OME-XML "
+            "(tifffile.tiffcomment) or re-export the file",
+        )
+    ome_dtype = np.dtype(pixels.type.value if pixels.type.value != "float" else "float32")
+    if pixels.type.value == "double":
+        ome_dtype = np.dtype("float64")
+    if first.dtype is not None and np.dtype(first.dtype) != ome_dtype:
+        raise MetadataError(
+            f"{where}: the OME-XML says pixel type {pixels.type.value} but IFD {first.index} "
+            f"holds {np.dtype(first.dtype).name}",
+            path=path,
+            hint="the OME-XML disagrees with the TIFF structure",
+        )
+    if first.samplesperpixel != spp and first.planarconfig == 1:
+        raise MetadataError(
+            f"{where}: the OME-XML says {spp} samples per pixel, IFD {first.index} has "
+            f"{first.samplesperpixel}",
+            path=path,
+        )
+
+    level_pages: list[dict[tuple[int, int], tifffile.TiffPage]] = [plane_pages]
+    subs = {key: _sub_pages(tf, page) for key, page in plane_pages.items()}
+    counts = {len(v) for v in subs.values()}
+    if len(counts) != 1:
+        raise MetadataError(f"{where}: planes have different numbers of SubIFD levels", path=path)
+    n_sub = counts.pop()
+    if kind is not ImageKind.VOLUME:
+        n_sub = 0  # associated images: the full-resolution picture only
+    for level in range(n_sub):
+        level_pages.append({key: pages[level] for key, pages in subs.items()})
+
+    levels = []
+    size0 = (first.imagewidth, first.imagelength)
+    previous = None
+    for li, pages in enumerate(level_pages):
+        # Striped uncompressed levels are re-tiled to level 0's tile size: readers such as
+        # wsidicom expect one tile size across a pyramid.
+        retile = levels[0].tile_size if levels else None
+        lv = _read_level(path, raw, li, pages, size0, kind, where, warnings, retile)
+        if previous is not None and (lv.size[0] >= previous[0] or lv.size[1] >= previous[1]):
+            raise MetadataError(
+                f"{where}: SubIFD level {li} ({lv.size[0]}×{lv.size[1]}) is not smaller than "
+                f"the level above it ({previous[0]}×{previous[1]})",
+                path=path,
+            )
+        previous = lv.size
+        levels.append(lv)
+
+    z_um: tuple[float, ...] = tuple(float(z) for z in range(sizes["Z"]))
+    if pixels.physical_size_z is not None:
+        dz = tables.length_to_um(
+            pixels.physical_size_z,
+            getattr(pixels.physical_size_z_unit, "value", None),
+            what="PhysicalSizeZ",
+        )
+        z_um = tuple(k * dz for k in range(sizes["Z"]))
+
+    return Image(
+        kind=kind,
+        name=ome_image.name,
+        dtype=ome_dtype.name,
+        samples_per_pixel=spp,
+        photometric=levels[0].codec.photometric,
+        levels=tuple(levels),
+        channels=channels,
+        focal_planes_um=z_um,
+        pixel_size_um=_physical_size(pixels),
+        acquired=ome_image.acquisition_date,
+        description=ome_image.description,
+        objective=_objective(ome, ome_image),
+        icc_profile=first.iccprofile,
+        source_index=index,
+    )
+
+
+def _enum_name(enum: Any, value: int) -> str:
+    try:
+        return str(enum(value).name)
+    except ValueError:
+        return str(value)
+
+
+def _tiff_photometric(page: tifffile.TiffPage) -> Photometric:
+    value = int(page.photometric)
+    if value == 1:
+        return Photometric.MONOCHROME
+    if value == 2:
+        return Photometric.RGB
+    if value == 6:
+        return Photometric.YCBCR
+    if value == 3:
+        return Photometric.PALETTE
+    name = _enum_name(tifffile.PHOTOMETRIC, value)
+    raise UnsupportedError(f"TIFF photometric interpretation {name} is not supported")
+
+
+def _check_counts(path: Path, raw: RawFile, page: tifffile.TiffPage, what: str) -> None:
+    offsets = np.asarray(page.dataoffsets, dtype=np.int64)
+    counts = np.asarray(page.databytecounts, dtype=np.int64)
+    if offsets.size and (counts == 0).any():
+        raise UnsupportedError(
+            f"{what} has {(counts == 0).sum()} missing (empty) tiles; sparse tiling is not "
+            "supported yet",
+            path=path,
+        )
+    if offsets.size and int((offsets + counts).max()) > raw.size:
+        bad = int(np.argmax(offsets + counts > raw.size))
+        raise InputError(
+            f"{what} is truncated: tile {bad} needs bytes up to offset "
+            f"{int(offsets[bad] + counts[bad])}, the file has {raw.size}",
+            path=path,
+            hint="the file was cut short (an interrupted copy or download?); fetch it again",
+        )
+
+
+def _read_level(
+    path: Path,
+    raw: RawFile,
+    li: int,
+    pages: dict[tuple[int, int], tifffile.TiffPage],
+    size0: tuple[int, int],
+    kind: ImageKind,
+    where: str,
+    warnings: list[str],
+    retile: tuple[int, int] | None = None,
+) -> Level:
+    page = pages[(0, 0)]
+    what = f"{where} level {li}"
+    size = (page.imagewidth, page.imagelength)
+    for key, other in pages.items():
+        if (other.imagewidth, other.imagelength) != size or other.compression != page.compression:
+            raise MetadataError(f"{what}: plane {key} differs in size or codec", path=path)
+        _check_counts(path, raw, other, f"{what} plane {key}")
+    downsample = (size0[0] / size[0], size0[1] / size[1])
+    comp_value = int(page.compression)
+    compression = _COMPRESSION.get(comp_value, Compression.OTHER)
+    comp_name = _enum_name(tifffile.COMPRESSION, comp_value)
+    spp = page.samplesperpixel
+    bits = page.bitspersample
+    if page.planarconfig == 2 and spp > 1:
+        raise UnsupportedError(
+            f"{what} stores its {spp} colour samples in separate planes "
+            "(PlanarConfiguration 2); this layout is not supported yet",
+            path=path,
+            hint="re-save the image with interleaved samples (PlanarConfiguration 1)",
+        )
+    tiff_photometric = _tiff_photometric(page)
+    if tiff_photometric is Photometric.PALETTE:
+        raise UnsupportedError(f"{what} is a palette-colour image; not supported yet", path=path)
+    if bits != 8 or page.sampleformat != 1:
+        raise UnsupportedError(
+            f"{what} has {bits}-bit {_enum_name(tifffile.SAMPLEFORMAT, page.sampleformat).lower()} "
+            "samples; only 8-bit unsigned images are supported in this version",
+            path=path,
+        )
+    planes = {key: PageTiles(p.dataoffsets, p.databytecounts) for key, p in pages.items()}
+    tiled = page.is_tiled
+
+    if compression is Compression.JPEG:
+        tables_bytes = page.jpegtables
+        if tiled:
+            tile_size = (page.tilewidth, page.tilelength)
+        elif len(page.dataoffsets) == 1:
+            tile_size = size  # one strip holding the whole image is one tile
+        else:
+            return _decoded_level(path, raw, li, pages, size, downsample, kind, what, warnings)
+        grid = (-(-size[0] // tile_size[0]), -(-size[1] // tile_size[1]))
+        probe = TiffTileSource(raw, planes, grid, tables=tables_bytes, label=f"{what} tile")
+        first_stream = probe.encoded(0, 0)
+        try:
+            header = jpeg.parse_header(first_stream)
+        except jpeg.JpegError as exc:
+            raise InputError(
+                f"{what}: the first tile is not a JPEG stream ({exc})", path=path
+            ) from None
+        photometric, insert = jpeg.decide_photometric(
+            header, tiff_rgb=tiff_photometric is Photometric.RGB
+        )
+        if (header.width, header.height) != tile_size or len(header.components) != spp:
+            raise MetadataError(
+                f"{what}: the JPEG tiles are {header.width}×{header.height} with "
+                f"{len(header.components)} components, the TIFF says {tile_size[0]}×"
+                f"{tile_size[1]} with {spp} samples",
+                path=path,
+            )
+        if header.precision != 8:
+            raise UnsupportedError(f"{what}: {header.precision}-bit JPEG is not supported yet")
+        if insert:
+            warnings.append(
+                f"{what}: RGB JPEG tiles without colour signalling; an Adobe APP14 marker "
+                "(transform 0) is inserted so decoders read them as RGB"
+            )
+        codec = Codec(
+            compression=Compression.JPEG,
+            photometric=photometric,
+            bits=8,
+            samples_per_pixel=spp,
+            subsampling=header.subsampling,
+            lossless=header.lossless,
+            inserted_marker=insert,
+        )
+        source = TiffTileSource(
+            raw, planes, grid, tables=tables_bytes, insert=insert, label=f"{what} tile"
+        )
+        return Level(li, size, tile_size, codec, source, downsample, jpeg_tables=tables_bytes)
+
+    if compression is Compression.NONE:
+        codec = Codec(
+            compression=Compression.NONE,
+            photometric=tiff_photometric,
+            bits=bits,
+            samples_per_pixel=spp,
+            lossless=True,
+            little_endian=tf_little_endian(page),
+        )
+        if tiled:
+            tile_size = (page.tilewidth, page.tilelength)
+            grid = (-(-size[0] // tile_size[0]), -(-size[1] // tile_size[1]))
+            source = TiffTileSource(raw, planes, grid, label=f"{what} tile")
+        else:
+            if retile is not None:
+                tile_size = retile
+            elif size[0] <= _SINGLE_TILE_MAX and size[1] <= _SINGLE_TILE_MAX:
+                tile_size = size
+            else:
+                tile_size = (_RETILE, _RETILE)
+            rps = min(page.rowsperstrip or size[1], size[1])
+            source = StripRetileSource(raw, planes, size, tile_size, rps, spp * bits // 8)
+        return Level(li, size, tile_size, codec, source, downsample)
+
+    raise UnsupportedError(
+        f"{what} is compressed with {comp_name} (TIFF compression {comp_value}); this version "
+        "converts JPEG and uncompressed tiles only",
+        path=path,
+        hint="DICOM cannot hold this codec as it is; lossless transcoding is planned. Until "
+        "then re-save the OME-TIFF with JPEG or no compression",
+    )
+
+
+def tf_little_endian(page: tifffile.TiffPage) -> bool:
+    return page.parent.byteorder == "<"
+
+
+def _decoded_level(
+    path: Path,
+    raw: RawFile,
+    li: int,
+    pages: dict[tuple[int, int], tifffile.TiffPage],
+    size: tuple[int, int],
+    downsample: tuple[float, float],
+    kind: ImageKind,
+    what: str,
+    warnings: list[str],
+) -> Level:
+    """Small associated images in striped JPEG: decoded once into a single native tile."""
+    if kind is ImageKind.VOLUME or len(pages) != 1:
+        raise UnsupportedError(
+            f"{what} is striped JPEG ({len(pages[(0, 0)].dataoffsets)} strips); pyramid levels "
+            "must be tiled to be copied verbatim",
+            path=path,
+            hint="re-save with tiles (e.g. vips tiffsave --tile --pyramid --subifd)",
+        )
+    array = pages[(0, 0)].asarray()
+    warnings.append(
+        f"{what}: striped JPEG associated image decoded and stored uncompressed (lossless from "
+        "the decoded pixels)"
+    )
+    photometric = Photometric.RGB if array.ndim == 3 else Photometric.MONOCHROME
+    codec = Codec(
+        Compression.NONE,
+        photometric,
+        bits=8,
+        samples_per_pixel=1 if array.ndim == 2 else array.shape[2],
+        lossless=False,
+    )
+    return Level(li, size, size, codec, ArrayTileSource(array), downsample)

@@ -1,0 +1,177 @@
+"""Tile sources over TIFF pages: encoded bytes straight from the file, never decoded on the way.
+
+A page's tiles are addressed in TIFF order (row-major), which is DICOM TILED_FULL order within a
+plane (PS3.3 C.7.6.17.3). Reads use ``os.pread`` on one shared descriptor, so no seek state is
+shared and nothing but the requested tile is in memory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..codecs.jpeg import insert_after_soi, merge_tables
+from ..errors import InputError
+
+
+class RawFile:
+    """A read-only descriptor shared by every tile source of one file."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY)
+        self.size = os.fstat(self.fd).st_size
+
+    def read(self, offset: int, count: int, what: str) -> bytes:
+        data = os.pread(self.fd, count, offset)
+        if len(data) != count:
+            raise InputError(
+                f"{what} is truncated: {count} bytes at offset {offset} were expected, "
+                f"the file ends after {len(data)}",
+                path=self.path,
+                hint="the file was cut short (an interrupted copy or download?); fetch it again",
+            )
+        return data
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+@dataclass(frozen=True)
+class PageTiles:
+    """Offsets and byte counts of one page's tiles (one plane of one level)."""
+
+    offsets: Sequence[int]
+    bytecounts: Sequence[int]
+
+
+class TiffTileSource:
+    """Encoded tiles of one level, one :class:`PageTiles` per (z, c) plane.
+
+    ``tables`` (the JPEGTables tag) are merged into each tile and ``insert`` (an APP14 marker
+    where an RGB stream does not say it is RGB) is put after SOI, so each returned stream is a
+    complete interchange stream (DICOM PS3.5 A.4). Without either, the bytes are the file's own.
+    """
+
+    def __init__(
+        self,
+        raw: RawFile,
+        planes: dict[tuple[int, int], PageTiles],
+        grid: tuple[int, int],
+        *,
+        tables: bytes | None = None,
+        insert: bytes | None = None,
+        label: str = "tile",
+    ):
+        self.raw = raw
+        self.planes = planes
+        self.nx, self.ny = grid
+        self.tables = tables if tables and len(tables) > 4 else None
+        self.insert = insert
+        self.label = label
+        self._extra = (len(self.tables) - 4 if self.tables else 0) + len(insert or b"")
+
+    def _locate(self, x: int, y: int, z: int, c: int) -> tuple[int, int]:
+        plane = self.planes[(z, c)]
+        i = y * self.nx + x
+        return plane.offsets[i], plane.bytecounts[i]
+
+    def stored(self, x: int, y: int, z: int = 0, c: int = 0) -> bytes:
+        """The tile exactly as the file stores it (abbreviated JPEG, no inserted marker)."""
+        offset, count = self._locate(x, y, z, c)
+        return self.raw.read(offset, count, f"{self.label} ({x}, {y}) of plane z={z} c={c}")
+
+    def encoded(self, x: int, y: int, z: int = 0, c: int = 0) -> bytes:
+        data = self.stored(x, y, z, c)
+        if self.tables:
+            data = merge_tables(data, self.tables)
+        if self.insert:
+            data = insert_after_soi(data, self.insert)
+        return data
+
+    def encoded_size(self, x: int, y: int, z: int = 0, c: int = 0) -> int | None:
+        return self._locate(x, y, z, c)[1] + self._extra
+
+    def decoded(self, x: int, y: int, z: int = 0, c: int = 0) -> np.ndarray:
+        import imagecodecs
+
+        return imagecodecs.imread(self.encoded(x, y, z, c))
+
+
+class StripRetileSource:
+    """Uncompressed strips (or one uncompressed image) handed out as full-size tiles.
+
+    No codec is involved: each tile is assembled row by row from the strips' byte ranges, edge
+    tiles padded with zeros (the padding content of DICOM edge frames is unspecified,
+    PS3.3 C.7.6.17.3). 16-bit big-endian samples are swapped to little-endian.
+    """
+
+    def __init__(
+        self,
+        raw: RawFile,
+        planes: dict[tuple[int, int], PageTiles],
+        size: tuple[int, int],
+        tile_size: tuple[int, int],
+        rows_per_strip: int,
+        bytes_per_pixel: int,
+        *,
+        swap16: bool = False,
+    ):
+        self.raw = raw
+        self.planes = planes
+        self.width, self.height = size
+        self.tw, self.th = tile_size
+        self.rps = rows_per_strip
+        self.bpp = bytes_per_pixel
+        self.swap16 = swap16
+
+    def encoded(self, x: int, y: int, z: int = 0, c: int = 0) -> bytes:
+        plane = self.planes[(z, c)]
+        row_bytes = self.width * self.bpp
+        x0 = x * self.tw
+        x1 = min(self.width, x0 + self.tw)
+        out = bytearray(self.tw * self.th * self.bpp)
+        out_row = self.tw * self.bpp
+        for r in range(self.th):
+            row = y * self.th + r
+            if row >= self.height:
+                break
+            strip, within = divmod(row, self.rps)
+            offset = plane.offsets[strip] + within * row_bytes + x0 * self.bpp
+            count = (x1 - x0) * self.bpp
+            out[r * out_row : r * out_row + count] = self.raw.read(
+                offset, count, f"strip {strip} (row {row}) of plane z={z} c={c}"
+            )
+        if self.swap16:
+            out = bytearray(np.frombuffer(out, ">u2").astype("<u2").tobytes())
+        return bytes(out)
+
+    def encoded_size(self, x: int, y: int, z: int = 0, c: int = 0) -> int | None:
+        return self.tw * self.th * self.bpp
+
+    def decoded(self, x: int, y: int, z: int = 0, c: int = 0) -> np.ndarray:
+        dtype = "<u2" if self.bpp in (2, 6) else "u1"
+        arr = np.frombuffer(self.encoded(x, y, z, c), dtype)
+        return arr.reshape(self.th, self.tw, -1)
+
+
+class ArrayTileSource:
+    """A small decoded image (an associated image stored in a layout DICOM cannot hold as it
+    is) handed out as one native tile."""
+
+    def __init__(self, array: np.ndarray):
+        self.array = np.ascontiguousarray(array.reshape(array.shape[0], array.shape[1], -1))
+
+    def encoded(self, x: int, y: int, z: int = 0, c: int = 0) -> bytes:
+        return self.array.astype(self.array.dtype.newbyteorder("<"), copy=False).tobytes()
+
+    def encoded_size(self, x: int, y: int, z: int = 0, c: int = 0) -> int | None:
+        return self.array.nbytes
+
+    def decoded(self, x: int, y: int, z: int = 0, c: int = 0) -> np.ndarray:
+        return self.array

@@ -1,0 +1,146 @@
+"""Test slides written by other people's tools (tifffile, libvips) with known content.
+
+Each writer returns the path of a pyramidal OME-TIFF. Content is smooth, tissue-like and
+deterministic, so JPEG behaves as on real slides and failures reproduce.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+
+def tissue(height: int, width: int, seed: int = 0, samples: int = 3) -> np.ndarray:
+    """Pink blobs on white with some texture: (height, width, samples) uint8."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    density = np.zeros((height, width), np.float32)
+    for _ in range(12):
+        cy, cx = rng.uniform(0, height), rng.uniform(0, width)
+        r = rng.uniform(0.05, 0.25) * min(height, width)
+        density += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))
+    density = np.clip(density, 0, 1)
+    texture = rng.normal(0, 12, (height, width)).astype(np.float32)
+    base = np.array([255, 255, 255], np.float32)
+    stain = np.array([200, 90, 160], np.float32)
+    rgb = base * (1 - density[..., None]) + stain * density[..., None] + texture[..., None]
+    out = np.clip(rgb, 0, 255).astype(np.uint8)
+    if samples == 1:
+        return out[..., 1:2].copy()
+    return out
+
+
+def pyramid(image: np.ndarray, levels: int) -> list[np.ndarray]:
+    """Level 0 and ``levels - 1`` 2×2-mean downsamplings."""
+    out = [image]
+    for _ in range(levels - 1):
+        prev = out[-1]
+        h, w = prev.shape[0] // 2 * 2, prev.shape[1] // 2 * 2
+        p = prev[:h, :w].astype(np.uint16)
+        out.append(
+            ((p[0::2, 0::2] + p[1::2, 0::2] + p[0::2, 1::2] + p[1::2, 1::2]) // 4).astype(np.uint8)
+        )
+    return out
+
+
+def write_tifffile(
+    path: Path,
+    *,
+    size: tuple[int, int] = (1200, 1000),
+    tile: int = 256,
+    levels: int = 3,
+    compression: str | None = "jpeg",
+    subsampling: tuple[int, int] = (2, 2),
+    rgb_jpeg: bool = False,
+    icc: bytes | None = None,
+    pixel_size: float | None = 0.5,
+    samples: int = 3,
+    label: bool = False,
+) -> Path:
+    """A pyramidal OME-TIFF written by tifffile (SubIFDs, NewSubfileType 1).
+
+    ``rgb_jpeg`` makes non-transformed RGB JPEG tiles (Adobe APP14 transform 0, Photometric RGB).
+    """
+    image = tissue(size[1], size[0], seed=hash(path.name) & 0xFFFF, samples=samples)
+    if samples == 1:
+        image = image[..., 0]
+    photometric = "rgb" if samples == 3 else "minisblack"
+    options: dict = {"tile": (tile, tile), "photometric": photometric}
+    if compression == "jpeg":
+        options["compression"] = "jpeg"
+        args: dict = {"level": 85}
+        if rgb_jpeg:
+            args["outcolorspace"] = "RGB"
+        elif samples == 3:
+            options["subsampling"] = subsampling
+        options["compressionargs"] = args
+    elif compression:
+        options["compression"] = compression
+    metadata: dict = {"axes": "YXS" if samples == 3 else "YX", "Name": path.stem}
+    if pixel_size is not None:
+        metadata.update(
+            PhysicalSizeX=pixel_size,
+            PhysicalSizeY=pixel_size,
+            PhysicalSizeXUnit="µm",
+            PhysicalSizeYUnit="µm",
+        )
+    levels_data = pyramid(image, levels)
+    with tifffile.TiffWriter(path, bigtiff=True, ome=True) as tw:
+        tw.write(levels_data[0], subifds=levels - 1, metadata=metadata, iccprofile=icc, **options)
+        for data in levels_data[1:]:
+            tw.write(data, subfiletype=1, metadata=None, iccprofile=icc, **options)
+        if label:
+            tw.write(tissue(128, 256, seed=7), photometric="rgb", metadata={"Name": "label"})
+    return path
+
+
+def write_vips(
+    path: Path, *, size: tuple[int, int] = (1200, 1000), pixel_size: float = 0.5
+) -> Path:
+    """libvips ``tiffsave --tile --pyramid --subifd --compression jpeg`` (abbreviated tiles with
+    shared JPEGTables), then the OME-XML added afterwards with tifffile.tiffcomment."""
+    vips = shutil.which("vips")
+    if vips is None:
+        raise RuntimeError("vips (Debian libvips-tools) is not installed")
+    image = tissue(size[1], size[0], seed=3)
+    plain = path.with_suffix(".plain.tif")
+    tifffile.imwrite(plain, image, photometric="rgb")
+    subprocess.run(
+        [
+            vips,
+            "tiffsave",
+            str(plain),
+            str(path),
+            "--tile",
+            "--tile-width",
+            "256",
+            "--tile-height",
+            "256",
+            "--pyramid",
+            "--subifd",
+            "--compression",
+            "jpeg",
+            "--Q",
+            "85",
+            "--bigtiff",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    plain.unlink()
+    ome = tifffile.OmeXml()
+    ome.addimage(
+        "uint8",
+        image.shape,
+        (1, 1, 1, *image.shape),
+        axes="YXS",
+        Name="vips slide",
+        PhysicalSizeX=pixel_size,
+        PhysicalSizeY=pixel_size,
+    )
+    tifffile.tiffcomment(path, ome.tostring().encode("utf-8"))
+    return path

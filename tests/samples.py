@@ -144,3 +144,37 @@ def write_vips(
     )
     tifffile.tiffcomment(path, ome.tostring().encode("utf-8"))
     return path
+
+
+def write_aperio_ome(corpus: Path, path: Path) -> Path:
+    """Real Aperio tiles (CMU-1-Small-Region.svs: abbreviated RGB JPEG with shared JPEGTables and
+    no colour signalling) copied byte for byte into an OME-TIFF written by tifffile."""
+    svs = corpus / "wsi-tiff" / "CMU-1-Small-Region.svs"
+    with tifffile.TiffFile(svs) as tf:
+        page = tf.pages[0]
+        fh = tf.filehandle
+        tiles = []
+        for offset, count in zip(page.dataoffsets, page.databytecounts, strict=True):
+            fh.seek(offset)
+            tiles.append(fh.read(count))
+        shape = page.shape
+        tables = page.jpegtables
+        tile = (page.tilelength, page.tilewidth)
+    with tifffile.TiffWriter(path, bigtiff=True, ome=True) as tw:
+        tw.write(
+            iter(tiles),
+            shape=shape,
+            dtype="uint8",
+            tile=tile,
+            compression="jpeg",
+            photometric="rgb",
+            compressionargs={"outcolorspace": "RGB"},  # keep TIFF Photometric RGB, as Aperio
+            jpegtables=tables,
+            metadata={
+                "axes": "YXS",
+                "Name": "CMU-1-Small-Region",
+                "PhysicalSizeX": 0.499,
+                "PhysicalSizeY": 0.499,
+            },
+        )
+    return path

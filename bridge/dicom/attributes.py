@@ -42,7 +42,13 @@ def dt(moment: datetime) -> str:
 
 @functools.cache
 def srgb_profile() -> bytes:
-    """An sRGB ICC profile (Pillow/LittleCMS built-in), for images whose source has none."""
+    """An sRGB ICC profile (Pillow/LittleCMS built-in), for images whose source has none.
+
+    The header's creation date (ICC.1 7.2.8, bytes 24-35) is fixed to 2000-01-01 so that the
+    same input always gives the same output.
+    """
     from PIL import ImageCms
 
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    data = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    data[24:36] = (2000).to_bytes(2, "big") + bytes([0, 1, 0, 1]) + bytes(6)
+    return bytes(data)

@@ -11,6 +11,7 @@ Nothing is decoded: levels hand out each tile's stored bytes (see ``tiles.py``).
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -76,25 +77,54 @@ def read(path: str | os.PathLike[str]) -> Slide:
     path = Path(path)
     if not path.is_file():
         raise InputError("no such file", path=path)
-    try:
-        tf = tifffile.TiffFile(path)
-    except tifffile.TiffFileError as exc:
-        raise InputError(
-            f"not a TIFF file ({exc})",
-            path=path,
-            hint="omedicom convert reads OME-TIFF (.ome.tif/.ome.tiff) files",
-        ) from None
-    except (OSError, ValueError, IndexError, KeyError) as exc:
-        raise InputError(f"the TIFF structure cannot be read ({exc})", path=path) from None
-    raw = RawFile(str(path))
-    try:
-        slide = _read(path, tf, raw)
-    except Exception:
-        raw.close()
-        tf.close()
-        raise
+    with _TiffLog() as log:
+        try:
+            tf = tifffile.TiffFile(path)
+        except tifffile.TiffFileError as exc:
+            raise InputError(
+                f"not a TIFF file ({exc})",
+                path=path,
+                hint="omedicom convert reads OME-TIFF (.ome.tif/.ome.tiff) files",
+            ) from None
+        except (OSError, ValueError, IndexError, KeyError) as exc:
+            raise InputError(f"the TIFF structure cannot be read ({exc})", path=path) from None
+        raw = RawFile(str(path))
+        try:
+            if log.messages:
+                raise InputError(
+                    "the TIFF structure is damaged or truncated (" + log.messages[0] + ")",
+                    path=path,
+                    hint="the file was cut short or corrupted; fetch or export it again",
+                )
+            slide = _read(path, tf, raw)
+        except Exception:
+            raw.close()
+            tf.close()
+            raise
     tf.close()
     return slide
+
+
+class _TiffLog(logging.Handler):
+    """Collects what tifffile logs while parsing (it logs, rather than raises, damaged tags)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+        self._logger = logging.getLogger("tifffile")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+    def __enter__(self) -> _TiffLog:
+        self._propagate = self._logger.propagate
+        self._logger.addHandler(self)
+        self._logger.propagate = False
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.removeHandler(self)
+        self._logger.propagate = self._propagate
 
 
 def _read(path: Path, tf: tifffile.TiffFile, raw: RawFile) -> Slide:

@@ -1,0 +1,159 @@
+"""Bad input gets one clear message, a non-zero exit and no files left behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import samples
+import tifffile
+from conftest import run_cli
+
+
+def _assert_refused(src: Path, tmp_path: Path, code: int, *needles: str, args=()) -> str:
+    out = tmp_path / "out"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    proc = run_cli("convert", src, out, *args)
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines[0].startswith("omedicom: error: "), proc.stderr
+    assert len([line for line in lines if line.startswith("omedicom: error")]) == 1
+    for needle in needles:
+        assert needle in proc.stderr, proc.stderr
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no temporary left over
+    return proc.stderr
+
+
+def test_not_a_tiff(tmp_path: Path) -> None:
+    src = tmp_path / "notes.ome.tif"
+    src.write_text("this is not an image\n")
+    _assert_refused(src, tmp_path, 2, "not a TIFF or DICOM file", str(src))
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    src = tmp_path / "empty.ome.tif"
+    src.write_bytes(b"")
+    _assert_refused(src, tmp_path, 2, "empty")
+
+
+def test_plain_tiff_without_ome_xml(tmp_path: Path) -> None:
+    src = tmp_path / "plain.tif"
+    tifffile.imwrite(src, samples.tissue(64, 64), photometric="rgb", tile=(16, 16))
+    _assert_refused(src, tmp_path, 2, "not an OME-TIFF")
+
+
+def test_truncated_file(tmp_path: Path) -> None:
+    src = samples.write_tifffile(tmp_path / "cut.ome.tif", size=(600, 500))
+    data = src.read_bytes()
+    src.write_bytes(data[: len(data) * 2 // 3])
+    _assert_refused(src, tmp_path, 2, "truncated", "again")
+
+
+def test_truncated_tile_data(tmp_path: Path) -> None:
+    """Tile byte counts that reach past the end of the file (the tile data was cut short)."""
+    src = samples.write_tifffile(tmp_path / "short.ome.tif", size=(600, 500))
+    size = src.stat().st_size
+    with tifffile.TiffFile(src, mode="r+b") as tf:
+        page = tf.pages[0]
+        counts = list(page.databytecounts)
+        counts[-1] = size - page.dataoffsets[-1] + 1000  # the last tile needs bytes past EOF
+        page.tags["TileByteCounts"].overwrite(counts)
+    assert src.stat().st_size == size
+    _assert_refused(src, tmp_path, 2, "truncated", "tile", "fetch it again")
+
+
+def test_ome_xml_disagrees_with_ifds(tmp_path: Path) -> None:
+    src = samples.write_tifffile(tmp_path / "liar.ome.tif", size=(600, 500))
+    with tifffile.TiffFile(src) as tf:
+        xml = tf.ome_metadata
+    assert 'SizeX="600"' in xml
+    tifffile.tiffcomment(src, xml.replace('SizeX="600"', 'SizeX="640"').encode())
+    _assert_refused(src, tmp_path, 2, "OME-XML says 640×500", "600×500", "disagrees")
+
+
+def test_ome_xml_with_missing_planes(tmp_path: Path) -> None:
+    src = samples.write_tifffile(tmp_path / "planes.ome.tif", size=(300, 200), levels=2)
+    with tifffile.TiffFile(src) as tf:
+        xml = tf.ome_metadata
+    bad = xml.replace('SizeZ="1"', 'SizeZ="4"')
+    assert bad != xml
+    tifffile.tiffcomment(src, bad.encode())
+    _assert_refused(src, tmp_path, 2, "4 planes", "disagrees")
+
+
+def test_no_physical_size_says_how_to_pass_one(tmp_path: Path) -> None:
+    src = samples.write_tifffile(tmp_path / "nosize.ome.tif", size=(300, 200), pixel_size=None)
+    _assert_refused(src, tmp_path, 2, "no physical pixel size", "--pixel-size")
+    out = tmp_path / "fixed"
+    proc = run_cli("convert", src, out, "--pixel-size", "0.3", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert len(list(out.glob("*.dcm"))) == 3
+
+
+@pytest.mark.parametrize(
+    ("compression", "name"),
+    [("zlib", "ADOBE_DEFLATE"), ("lzw", "LZW"), ("zstd", "ZSTD")],
+)
+def test_codec_not_covered_is_named(tmp_path: Path, compression: str, name: str) -> None:
+    src = samples.write_tifffile(tmp_path / "c.ome.tif", size=(300, 200), compression=compression)
+    _assert_refused(src, tmp_path, 3, name, "JPEG and uncompressed")
+
+
+def test_planar_separate_layout_is_named(corpus: Path, tmp_path: Path) -> None:
+    src = corpus / "ome-tiff" / "qupath__cells.ome.tif"
+    _assert_refused(src, tmp_path, 3, "PlanarConfiguration 2")
+
+
+def test_existing_output_is_not_overwritten(tmp_path: Path) -> None:
+    src = samples.write_tifffile(tmp_path / "ok.ome.tif", size=(300, 200), levels=2)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    proc = run_cli("convert", src, out)
+    assert proc.returncode == 4
+    assert "--overwrite" in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    proc = run_cli("convert", src, out, "--overwrite", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["level0.dcm", "level1.dcm"]
+
+
+def test_failure_while_writing_leaves_nothing(tmp_path: Path) -> None:
+    """A tile that cannot be read mid-way: the staged output is removed, DST never appears."""
+    from bridge import convert
+    from bridge.errors import InputError
+
+    src = samples.write_tifffile(tmp_path / "mid.ome.tif", size=(600, 500), levels=2)
+    out = tmp_path / "out"
+    original = convert.open_slide
+
+    def sabotaged(path):
+        slide = original(path)
+        tiles = slide.images[0].levels[1].tiles
+        read = tiles.encoded
+
+        def failing(x, y, z=0, c=0):
+            if (x, y) == (1, 0):
+                raise InputError("simulated read failure", path=path)
+            return read(x, y, z, c)
+
+        tiles.encoded = failing
+        return slide
+
+    convert.open_slide = sabotaged
+    try:
+        with pytest.raises(InputError, match="simulated"):
+            convert.convert(src, out)
+    finally:
+        convert.open_slide = original
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mid.ome.tif"]
+
+
+def test_bad_metadata_file(tmp_path: Path) -> None:
+    src = samples.write_tifffile(tmp_path / "m.ome.tif", size=(300, 200), levels=1)
+    meta = tmp_path / "meta.json"
+    meta.write_text('{"PatientNmae": "typo"}')
+    _assert_refused(src, tmp_path, 2, "unknown keys", "PatientNmae", args=("--metadata", meta))

@@ -1,0 +1,88 @@
+"""The tests exercise the installed package, its data and its command line."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import samples
+from conftest import REPO, run_cli
+
+
+def test_bridge_is_imported_from_the_installed_package() -> None:
+    import bridge
+
+    if os.environ.get("OMEDICOM_ALLOW_SOURCE_TREE"):
+        pytest.skip("OMEDICOM_ALLOW_SOURCE_TREE is set (editable development install)")
+    assert REPO not in Path(bridge.__file__).resolve().parents, bridge.__file__
+
+
+def test_mappings_are_package_data() -> None:
+    from importlib import resources
+
+    from bridge import tables
+
+    names = {p.name for p in resources.files("bridge.mappings").iterdir()}
+    assert {"units.toml", "codes.toml", "associated_images.toml"} <= names
+    assert tables.length_to_um(1, "mm") == pytest.approx(1000)
+    assert tables.length_to_um(250, "nm") == pytest.approx(0.25)
+    assert tables.length_to_um(1, "in") == pytest.approx(25400)
+    assert tables.associated_kind(" Label Image\x00") == "LABEL"
+    assert tables.associated_kind("macro") == "OVERVIEW"
+    assert tables.associated_kind("slide") is None
+
+
+def test_help_teaches() -> None:
+    proc = run_cli("--help")
+    assert proc.returncode == 0
+    assert "omedicom convert" in proc.stdout and "examples" in proc.stdout
+    proc = run_cli("convert", "--help")
+    for needle in ("--pixel-size", "--metadata", "--slide-id", "exit codes", "temporary"):
+        assert needle in proc.stdout
+
+
+def test_info_describes_levels_tiles_codec_and_pixel_size(tmp_path: Path) -> None:
+    src = samples.write_tifffile(tmp_path / "i.ome.tif", size=(700, 500), levels=3, label=True)
+    proc = run_cli("info", src)
+    assert proc.returncode == 0, proc.stderr
+    assert "level 0: 700×500 px, tiles 256×256 (3×2), jpeg YCBCR 2x2" in proc.stdout
+    assert "level 2: 175×125 px" in proc.stdout
+    assert "0.5 × 0.5 µm/px" in proc.stdout
+    assert "label: LABEL" in proc.stdout
+    data = json.loads(run_cli("info", src, "--json").stdout)
+    assert [lv["size"] for lv in data["images"][0]["levels"]] == [[700, 500], [350, 250], [175, 125]]
+    assert data["images"][0]["levels"][1]["pixel_size_um"] == [1.0, 1.0]
+    assert data["images"][1]["kind"] == "LABEL"
+
+
+def test_units_other_than_micrometres(tmp_path: Path) -> None:
+    import tifffile
+
+    src = samples.write_tifffile(tmp_path / "nm.ome.tif", size=(300, 200), levels=1)
+    with tifffile.TiffFile(src) as tf:
+        xml = tf.ome_metadata
+    xml = xml.replace('PhysicalSizeX="0.5"', 'PhysicalSizeX="500"').replace(
+        'PhysicalSizeXUnit="µm"', 'PhysicalSizeXUnit="nm"'
+    )
+    assert 'PhysicalSizeXUnit="nm"' in xml
+    tifffile.tiffcomment(src, xml.encode())
+    data = json.loads(run_cli("info", src, "--json").stdout)
+    assert data["images"][0]["pixel_size_um"] == pytest.approx([0.5, 0.5])
+
+
+def test_old_schema_and_prefixed_namespace(corpus: Path) -> None:
+    from bridge.ometiff.reader import parse_ome_xml
+
+    old = parse_ome_xml(
+        (corpus / "ome-xml" / "ome-model__2016-06_ROI.ome.xml").read_text(encoding="utf-8")
+    )
+    assert old.images
+    prefixed = parse_ome_xml(
+        (corpus / "ome-xml" / "ome-types__ome_ns.ome.xml").read_text(encoding="utf-8")
+    )
+    assert len(prefixed.images) == 3
+    proc = run_cli("info", corpus / "ome-tiff" / "ome-model__2010-06_6x4y1z1t3c8b-swatch-ROI.ome.tiff")
+    assert proc.returncode == 0, proc.stderr
+    assert "6×4 px" in proc.stdout or "6×6" in proc.stdout

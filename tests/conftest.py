@@ -154,11 +154,24 @@ CASE_NAMES = [
 ]
 
 
-@pytest.fixture(params=CASE_NAMES)
-def case(request: pytest.FixtureRequest, cases: dict[str, Case]) -> Case:
+RGB_CASE_NAMES = [n for n in CASE_NAMES if n != "bioformats-corpus"]
+
+
+def _pick(request: pytest.FixtureRequest, cases: dict[str, Case]) -> Case:
     if request.param not in cases:
         pytest.skip(
             f"{request.param} comes from the shared corpus, which is absent at {corpus_dir()} "
             "(set OMEDICOM_CORPUS)"
         )
     return cases[request.param]
+
+
+@pytest.fixture(params=CASE_NAMES)
+def case(request: pytest.FixtureRequest, cases: dict[str, Case]) -> Case:
+    return _pick(request, cases)
+
+
+@pytest.fixture(params=RGB_CASE_NAMES)
+def rgb_case(request: pytest.FixtureRequest, cases: dict[str, Case]) -> Case:
+    """Cases OpenSlide can read: 3-sample 8-bit."""
+    return _pick(request, cases)

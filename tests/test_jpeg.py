@@ -93,7 +93,9 @@ def test_merge_tables_makes_an_abbreviated_stream_complete(image: np.ndarray) ->
     tables += b"\xff\xd9"
     assert not jpeg.parse_header(bytes(tile)).has_tables
     merged = jpeg.merge_tables(bytes(tile), bytes(tables))
-    np.testing.assert_array_equal(imagecodecs.jpeg8_decode(merged), imagecodecs.jpeg8_decode(stream))
+    np.testing.assert_array_equal(
+        imagecodecs.jpeg8_decode(merged), imagecodecs.jpeg8_decode(stream)
+    )
     assert jpeg.entropy_coded_data(merged + b"\x00") == jpeg.entropy_coded_data(stream)
     assert jpeg.merge_tables(stream, None) == stream
 

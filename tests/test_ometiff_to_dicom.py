@@ -7,6 +7,7 @@ below runs on every case.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -106,8 +107,10 @@ def test_pixel_spacing_is_row_then_column_in_mm(case: Case) -> None:
         assert ds.ImagedVolumeWidth == pytest.approx(width0 * case.pixel_size / 1000, rel=1e-6)
         assert ds.ImagedVolumeHeight == pytest.approx(height0 * case.pixel_size / 1000, rel=1e-6)
     origins = {
-        (d.TotalPixelMatrixOriginSequence[0].XOffsetInSlideCoordinateSystem,
-         d.TotalPixelMatrixOriginSequence[0].YOffsetInSlideCoordinateSystem)
+        (
+            d.TotalPixelMatrixOriginSequence[0].XOffsetInSlideCoordinateSystem,
+            d.TotalPixelMatrixOriginSequence[0].YOffsetInSlideCoordinateSystem,
+        )
         for d in levels
     }
     assert len(origins) == 1
@@ -220,9 +223,9 @@ def test_wsidicom_read_region_equals_the_source(case: Case) -> None:
                 np.testing.assert_array_equal(got, want, err_msg=f"level {index} at {(x, y)}")
 
 
-def test_openslide_reads_rgb_output(case: Case) -> None:
-    if not case.rgb:
-        pytest.skip("OpenSlide reads only 3-sample 8-bit images")
+def test_openslide_reads_rgb_output(rgb_case: Case) -> None:
+    case = rgb_case
+    assert case.rgb
     openslide = pytest.importorskip("openslide")
     sources = _source_levels(case)
     slide = openslide.OpenSlide(str(case.out / "level0.dcm"))
@@ -255,8 +258,10 @@ def test_label_becomes_a_label_instance(cases: dict[str, Case]) -> None:
     frame = _frames(label)[0]
     import imagecodecs
 
-    decoded = imagecodecs.imread(frame) if label.file_meta.TransferSyntaxUID.is_compressed else (
-        np.frombuffer(frame, np.uint8).reshape(label.Rows, label.Columns, 3)
+    decoded = (
+        imagecodecs.imread(frame)
+        if label.file_meta.TransferSyntaxUID.is_compressed
+        else (np.frombuffer(frame, np.uint8).reshape(label.Rows, label.Columns, 3))
     )
     np.testing.assert_array_equal(decoded[: source.shape[0], : source.shape[1]], source)
 
@@ -269,16 +274,24 @@ def test_identity_is_empty_unless_given(cases: dict[str, Case], tmp_path: Path) 
     assert level0.PatientName == "" and level0.PatientID == ""
     assert level0.ContainerIdentifier == "ycbcr444"
     meta = tmp_path / "meta.json"
+    uid = "1.2.826.0.1.3680043.8.498.1"
     meta.write_text(
-        '{"PatientName": "Doe^Jane", "PatientID": "P1", "StudyInstanceUID": "1.2.826.0.1.3680043.8.498.1", '
-        '"ContainerIdentifier": "S-1"}'
+        json.dumps(
+            {
+                "PatientName": "Doe^Jane",
+                "PatientID": "P1",
+                "StudyInstanceUID": uid,
+                "ContainerIdentifier": "S-1",
+            }
+        )
     )
     out = tmp_path / "out"
-    run_cli("convert", case.source, out, "--metadata", meta, "--accession-number", "A7", "-q", check=True)
+    args = ("--metadata", meta, "--accession-number", "A7", "-q")
+    run_cli("convert", case.source, out, *args, check=True)
     for path in out.glob("*.dcm"):
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         assert ds.PatientName == "Doe^Jane" and ds.PatientID == "P1"
-        assert ds.StudyInstanceUID == "1.2.826.0.1.3680043.8.498.1"
+        assert ds.StudyInstanceUID == uid
         assert ds.AccessionNumber == "A7"
         assert ds.ContainerIdentifier == "S-1"
     out2 = tmp_path / "out2"

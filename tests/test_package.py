@@ -52,7 +52,11 @@ def test_info_describes_levels_tiles_codec_and_pixel_size(tmp_path: Path) -> Non
     assert "0.5 × 0.5 µm/px" in proc.stdout
     assert "label: LABEL" in proc.stdout
     data = json.loads(run_cli("info", src, "--json").stdout)
-    assert [lv["size"] for lv in data["images"][0]["levels"]] == [[700, 500], [350, 250], [175, 125]]
+    assert [lv["size"] for lv in data["images"][0]["levels"]] == [
+        [700, 500],
+        [350, 250],
+        [175, 125],
+    ]
     assert data["images"][0]["levels"][1]["pixel_size_um"] == [1.0, 1.0]
     assert data["images"][1]["kind"] == "LABEL"
 
@@ -83,6 +87,8 @@ def test_old_schema_and_prefixed_namespace(corpus: Path) -> None:
         (corpus / "ome-xml" / "ome-types__ome_ns.ome.xml").read_text(encoding="utf-8")
     )
     assert len(prefixed.images) == 3
-    proc = run_cli("info", corpus / "ome-tiff" / "ome-model__2010-06_6x4y1z1t3c8b-swatch-ROI.ome.tiff")
+    proc = run_cli(
+        "info", corpus / "ome-tiff" / "ome-model__2010-06_6x4y1z1t3c8b-swatch-ROI.ome.tiff"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "6×4 px" in proc.stdout or "6×6" in proc.stdout

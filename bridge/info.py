@@ -50,6 +50,7 @@ def _image(image: Image) -> dict[str, Any]:
                 "photometric": lv.codec.photometric.value,
                 "subsampling": list(lv.codec.subsampling),
                 "shared_jpeg_tables": lv.jpeg_tables is not None,
+                "issue": lv.issue,
                 "pixel_size_um": (
                     [round(image.pixel_size_um[k] * lv.downsample[k], 6) for k in (0, 1)]
                     if image.pixel_size_um
@@ -86,6 +87,8 @@ def render(info: dict[str, Any]) -> str:
                 f"{lv['codec']} {lv['photometric']}{sub}{tables}, downsample "
                 f"{lv['downsample'][0]:g}"
             )
+            if lv["issue"]:
+                out.append(f"    cannot be converted yet: {lv['issue']}")
     for w in info["warnings"]:
         out.append(f"warning: {w}")
     return "\n".join(out)

@@ -119,6 +119,8 @@ class Level:
     tiles: TileSource = field(compare=False, repr=False)
     downsample: tuple[float, float] = (1.0, 1.0)
     jpeg_tables: bytes | None = field(default=None, repr=False)
+    compressed_bytes: int | None = None  # stored size of all tiles, for compression ratios
+    issue: str | None = None  # why this level cannot be copied as it is, or None
 
     @property
     def grid(self) -> tuple[int, int]:

@@ -210,12 +210,14 @@ class SlideWriter:
             if image.kind is ImageKind.VOLUME:
                 self.pixel_size(image)
             for level in self._levels(image):
-                _photometric_name(level)
-                if level.codec.compression not in (Compression.JPEG, Compression.NONE):
+                if level.issue:
                     raise UnsupportedError(
-                        f"{level.codec.compression.value} tiles cannot be written yet",
+                        level.issue,
                         path=self.slide.source,
+                        hint="DICOM cannot hold this as it is and transcoding is not built yet; "
+                        "re-save the OME-TIFF with interleaved 8-bit JPEG or uncompressed tiles",
                     )
+                _photometric_name(level)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -287,12 +289,10 @@ class SlideWriter:
             codec.compression is Compression.JPEG and not codec.lossless
         )
         dataset.LossyImageCompression = "01" if lossy else "00"
-        if lossy and codec.compression is Compression.JPEG:
-            sizes = list(_frame_sizes(level, 1, 1))
-            stored = sum(s for s in sizes if s) or 1
-            tw, th = level.tile_size
-            raw = tw * th * codec.samples_per_pixel * len(sizes)
-            dataset.LossyImageCompressionRatio = [ds(raw / stored)]
+        if lossy and level.compressed_bytes:
+            width, height = level.size
+            raw = width * height * codec.samples_per_pixel * (codec.bits // 8)
+            dataset.LossyImageCompressionRatio = [ds(raw / level.compressed_bytes)]
             dataset.LossyImageCompressionMethod = ["ISO_10918_1"]
 
     def _dataset(

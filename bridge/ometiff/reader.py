@@ -34,6 +34,7 @@ from ..model import (
     Photometric,
     Slide,
 )
+from . import omexml
 from .tiles import ArrayTileSource, PageTiles, RawFile, StripRetileSource, TiffTileSource
 
 #: TIFF Compression tag values -> model codec (TIFF 6.0; tifffile.COMPRESSION).
@@ -155,14 +156,12 @@ def _read(path: Path, tf: tifffile.TiffFile, raw: RawFile) -> Slide:
     )
 
 
-def parse_ome_xml(xml: str, path: Path | str | None = None) -> Any:
-    """Parse OME-XML of any schema version into an ``ome_types.OME`` (2016-06 model)."""
-    import ome_types
-
+def parse_ome_xml(xml: str, path: Path | str | None = None) -> omexml.Ome:
+    """Parse OME-XML of any schema version (see ``omexml.py``), naming the file on error."""
     try:
-        return ome_types.from_xml(xml, validate=False)
-    except Exception as exc:  # ome-types raises ValueError, lxml and xsdata errors
-        raise MetadataError(f"the OME-XML cannot be parsed: {exc}", path=path) from None
+        return omexml.parse(xml)
+    except MetadataError as exc:
+        raise MetadataError(f"the OME-XML cannot be read: {exc.message}", path=path) from None
 
 
 def _plane_index(order: str, sizes: dict[str, int], z: int, c: int, t: int) -> int:
@@ -184,45 +183,44 @@ def _plane_coords(order: str, sizes: dict[str, int], p: int) -> tuple[int, int, 
     return pos["Z"], pos["C"], pos["T"]
 
 
-def _same_file(path: Path, ome: Any, uuid: Any) -> bool:
+def _same_file(path: Path, ome: omexml.Ome, td: omexml.TiffData) -> bool:
     """Whether a TiffData UUID element points at this file (OME spec "Multi-file OME-TIFF").
 
     Files are often renamed after writing, so the recorded FileName alone does not decide: the
     UUID matching the root OME UUID does, and so does a FileName that names no other file when
     every TiffData of the document names that same file.
     """
-    if ome.uuid and uuid.value == ome.uuid:
+    if ome.uuid and td.uuid == ome.uuid:
         return True
-    name = uuid.file_name
+    name = td.file_name
     if not name or Path(name).name == path.name:
         return True
-    names = {
-        td.uuid.file_name
-        for image in ome.images
-        for td in image.pixels.tiff_data_blocks
-        if td.uuid is not None
-    }
+    names = {t.file_name for image in ome.images for t in image.pixels.tiff_data if t.file_name}
     return len(names) == 1 and not (path.parent / Path(name).name).exists()
 
 
 def _plane_ifds(
-    path: Path, tf: tifffile.TiffFile, ome: Any, ome_image: Any, sizes: dict[str, int]
+    path: Path,
+    tf: tifffile.TiffFile,
+    ome: omexml.Ome,
+    ome_image: omexml.Image,
+    sizes: dict[str, int],
 ) -> dict[tuple[int, int, int], int]:
     """Map (z, c, t) -> main-chain IFD index from the TiffData elements (OME spec "TiffData")."""
     pixels = ome_image.pixels
-    order = pixels.dimension_order.value
+    order = pixels.dimension_order
     n_planes = sizes["Z"] * sizes["C"] * sizes["T"]
     mapping: dict[tuple[int, int, int], int] = {}
     n_ifds = len(tf.pages)
-    for td in pixels.tiff_data_blocks:
-        if td.uuid is not None and not _same_file(path, ome, td.uuid):
+    for td in pixels.tiff_data:
+        if td.uuid is not None and not _same_file(path, ome, td):
             raise UnsupportedError(
-                f"image {ome_image.id} has planes in another file ({td.uuid.file_name}); "
+                f"image {ome_image.id} has planes in another file ({td.file_name}); "
                 "multi-file OME-TIFF is not supported yet",
                 path=path,
                 hint="merge the files into one OME-TIFF first (e.g. bfconvert)",
             )
-        first = _plane_index(order, sizes, td.first_z or 0, td.first_c or 0, td.first_t or 0)
+        first = _plane_index(order, sizes, td.first_z, td.first_c, td.first_t)
         ifd = td.ifd or 0
         if td.plane_count is not None:
             count = td.plane_count
@@ -234,7 +232,7 @@ def _plane_ifds(
             if first + k >= n_planes:
                 break
             mapping[_plane_coords(order, sizes, first + k)] = ifd + k
-    if not pixels.tiff_data_blocks:
+    if not pixels.tiff_data:
         raise UnsupportedError(
             f"image {ome_image.id} keeps its pixels outside TIFF IFDs (BinData or MetadataOnly)",
             path=path,
@@ -267,57 +265,45 @@ def _sub_pages(tf: tifffile.TiffFile, page: tifffile.TiffPage) -> list[tifffile.
     return out
 
 
-def _channel(ch: Any) -> Channel:
-    color = None
-    if ch.color is not None:
-        r, g, b, a = ch.color.as_rgb_tuple(alpha=True)
-        color = (int(r), int(g), int(b), round(float(a) * 255))
-
-    def nm(value: Any, unit: Any) -> float | None:
-        if value is None:
-            return None
-        return tables.length_to_um(value, getattr(unit, "value", unit) or "nm") * 1e3
+def _channel(ch: omexml.Channel) -> Channel:
+    def nm(value: tuple[float, str] | None) -> float | None:
+        return None if value is None else tables.length_to_um(*value, what="wavelength") * 1e3
 
     return Channel(
         id=ch.id,
         name=ch.name,
         samples_per_pixel=ch.samples_per_pixel or 1,
-        color=color,
-        excitation_nm=nm(ch.excitation_wavelength, ch.excitation_wavelength_unit),
-        emission_nm=nm(ch.emission_wavelength, ch.emission_wavelength_unit),
-        illumination=ch.illumination_type.value if ch.illumination_type else None,
-        contrast=ch.contrast_method.value if ch.contrast_method else None,
+        color=ch.rgba,
+        excitation_nm=nm(ch.excitation),
+        emission_nm=nm(ch.emission),
+        illumination=ch.illumination_type,
+        contrast=ch.contrast_method,
         fluor=ch.fluor,
     )
 
 
-def _objective(ome: Any, ome_image: Any) -> Objective | None:
-    settings = ome_image.objective_settings
-    if settings is None:
+def _objective(ome: omexml.Ome, ome_image: omexml.Image) -> Objective | None:
+    obj = ome.objectives.get(ome_image.objective_id or "")
+    if obj is None:
         return None
-    for instrument in ome.instruments:
-        for obj in instrument.objectives:
-            if obj.id == settings.id:
-                return Objective(
-                    magnification=obj.nominal_magnification,
-                    numerical_aperture=obj.lens_na,
-                    immersion=obj.immersion.value if obj.immersion else None,
-                    manufacturer=obj.manufacturer,
-                    model=obj.model,
-                )
-    return None
+    return Objective(
+        magnification=obj.nominal_magnification,
+        numerical_aperture=obj.lens_na,
+        immersion=obj.immersion,
+        manufacturer=obj.manufacturer,
+        model=obj.model,
+    )
 
 
-def _physical_size(pixels: Any) -> tuple[float, float] | None:
+def _physical_size(pixels: omexml.Pixels) -> tuple[float, float] | None:
     x, y = pixels.physical_size_x, pixels.physical_size_y
     if x is None and y is None:
         return None
-    x = x if x is not None else y
-    y = y if y is not None else x
-    ux = getattr(pixels.physical_size_x_unit, "value", None)
-    uy = getattr(pixels.physical_size_y_unit, "value", None)
-    sx = tables.length_to_um(x, ux, what="PhysicalSizeX")
-    sy = tables.length_to_um(y, uy, what="PhysicalSizeY")
+    x = x or y
+    y = y or x
+    assert x is not None and y is not None
+    sx = tables.length_to_um(*x, what="PhysicalSizeX")
+    sy = tables.length_to_um(*y, what="PhysicalSizeY")
     if sx <= 0 or sy <= 0:
         raise MetadataError(f"PhysicalSize ({sx}, {sy}) µm is not positive")
     return (sx, sy)
@@ -327,8 +313,8 @@ def _read_image(
     path: Path,
     tf: tifffile.TiffFile,
     raw: RawFile,
-    ome: Any,
-    ome_image: Any,
+    ome: omexml.Ome,
+    ome_image: omexml.Image,
     index: int,
     warnings: list[str],
 ) -> Image | None:
@@ -363,12 +349,10 @@ def _read_image(
             hint="the OME-XML disagrees with the TIFF structure; rewrite the OME-XML "
             "(tifffile.tiffcomment) or re-export the file",
         )
-    ome_dtype = np.dtype(pixels.type.value if pixels.type.value != "float" else "float32")
-    if pixels.type.value == "double":
-        ome_dtype = np.dtype("float64")
+    ome_dtype = _ome_dtype(pixels.type, path)
     if first.dtype is not None and np.dtype(first.dtype) != ome_dtype:
         raise MetadataError(
-            f"{where}: the OME-XML says pixel type {pixels.type.value} but IFD {first.index} "
+            f"{where}: the OME-XML says pixel type {pixels.type} but IFD {first.index} "
             f"holds {np.dtype(first.dtype).name}",
             path=path,
             hint="the OME-XML disagrees with the TIFF structure",
@@ -410,11 +394,7 @@ def _read_image(
 
     z_um: tuple[float, ...] = tuple(float(z) for z in range(sizes["Z"]))
     if pixels.physical_size_z is not None:
-        dz = tables.length_to_um(
-            pixels.physical_size_z,
-            getattr(pixels.physical_size_z_unit, "value", None),
-            what="PhysicalSizeZ",
-        )
+        dz = tables.length_to_um(*pixels.physical_size_z, what="PhysicalSizeZ")
         z_um = tuple(k * dz for k in range(sizes["Z"]))
 
     return Image(
@@ -435,6 +415,28 @@ def _read_image(
     )
 
 
+_OME_TYPES = {
+    "int8": "int8",
+    "int16": "int16",
+    "int32": "int32",
+    "uint8": "uint8",
+    "uint16": "uint16",
+    "uint32": "uint32",
+    "float": "float32",
+    "double": "float64",
+    "complex": "complex64",
+    "double-complex": "complex128",
+    "bit": "bool",
+}
+
+
+def _ome_dtype(name: str, path: Path) -> np.dtype:
+    """numpy dtype of an OME Pixels/@Type (ome-2016-06.xsd PixelType)."""
+    if name not in _OME_TYPES:
+        raise MetadataError(f"unknown OME pixel type {name!r}", path=path)
+    return np.dtype(_OME_TYPES[name])
+
+
 def _enum_name(enum: Any, value: int) -> str:
     try:
         return str(enum(value).name)
@@ -442,29 +444,10 @@ def _enum_name(enum: Any, value: int) -> str:
         return str(value)
 
 
-def _tiff_photometric(page: tifffile.TiffPage) -> Photometric:
-    value = int(page.photometric)
-    if value == 1:
-        return Photometric.MONOCHROME
-    if value == 2:
-        return Photometric.RGB
-    if value == 6:
-        return Photometric.YCBCR
-    if value == 3:
-        return Photometric.PALETTE
-    name = _enum_name(tifffile.PHOTOMETRIC, value)
-    raise UnsupportedError(f"TIFF photometric interpretation {name} is not supported")
-
-
-def _check_counts(path: Path, raw: RawFile, page: tifffile.TiffPage, what: str) -> None:
+def _check_counts(path: Path, raw: RawFile, page: tifffile.TiffPage, what: str) -> str | None:
+    """Refuse tile data past the end of the file; report missing (empty) tiles as an issue."""
     offsets = np.asarray(page.dataoffsets, dtype=np.int64)
     counts = np.asarray(page.databytecounts, dtype=np.int64)
-    if offsets.size and (counts == 0).any():
-        raise UnsupportedError(
-            f"{what} has {(counts == 0).sum()} missing (empty) tiles; sparse tiling is not "
-            "supported yet",
-            path=path,
-        )
     if offsets.size and int((offsets + counts).max()) > raw.size:
         bad = int(np.argmax(offsets + counts > raw.size))
         raise InputError(
@@ -473,6 +456,41 @@ def _check_counts(path: Path, raw: RawFile, page: tifffile.TiffPage, what: str) 
             path=path,
             hint="the file was cut short (an interrupted copy or download?); fetch it again",
         )
+    if offsets.size and (counts == 0).any():
+        missing = int((counts == 0).sum())
+        return f"{what} has {missing} missing (empty) tiles; sparse tiling is not supported yet"
+    return None
+
+
+def _level_issue(page: tifffile.TiffPage, compression: Compression, what: str) -> str | None:
+    """Why a level cannot be copied into DICOM by this version, or None."""
+    spp, bits = page.samplesperpixel, page.bitspersample
+    if page.planarconfig == 2 and spp > 1:
+        return (
+            f"{what} stores its {spp} colour samples in separate planes (PlanarConfiguration 2); "
+            "this layout is not supported yet"
+        )
+    if int(page.photometric) == 3:
+        return f"{what} is a palette-colour image; palette images are not supported yet"
+    if int(page.photometric) not in (1, 2, 6):
+        name = _enum_name(tifffile.PHOTOMETRIC, int(page.photometric))
+        return f"{what} has TIFF photometric interpretation {name}, which is not supported"
+    if bits != 8 or page.sampleformat != 1:
+        kind = _enum_name(tifffile.SAMPLEFORMAT, page.sampleformat).lower()
+        return (
+            f"{what} has {bits}-bit {kind} samples; only 8-bit unsigned images are supported "
+            "in this version"
+        )
+    if compression not in (Compression.JPEG, Compression.NONE):
+        value = int(page.compression)
+        return (
+            f"{what} is compressed with {_enum_name(tifffile.COMPRESSION, value)} (TIFF "
+            f"compression {value}); this version converts JPEG and uncompressed tiles only"
+        )
+    return None
+
+
+_PHOTOMETRIC = {1: Photometric.MONOCHROME, 2: Photometric.RGB, 6: Photometric.YCBCR}
 
 
 def _read_level(
@@ -486,51 +504,55 @@ def _read_level(
     warnings: list[str],
     retile: tuple[int, int] | None = None,
 ) -> Level:
+    """Describe one level. Levels this version cannot copy carry an ``issue`` instead of
+    raising, so ``omedicom info`` still describes them; writers refuse them."""
     page = pages[(0, 0)]
     what = f"{where} level {li}"
     size = (page.imagewidth, page.imagelength)
+    issue = None
     for key, other in pages.items():
         if (other.imagewidth, other.imagelength) != size or other.compression != page.compression:
             raise MetadataError(f"{what}: plane {key} differs in size or codec", path=path)
-        _check_counts(path, raw, other, f"{what} plane {key}")
+        issue = _check_counts(path, raw, other, f"{what} plane {key}") or issue
     downsample = (size0[0] / size[0], size0[1] / size[1])
-    comp_value = int(page.compression)
-    compression = _COMPRESSION.get(comp_value, Compression.OTHER)
-    comp_name = _enum_name(tifffile.COMPRESSION, comp_value)
-    spp = page.samplesperpixel
-    bits = page.bitspersample
-    if page.planarconfig == 2 and spp > 1:
-        raise UnsupportedError(
-            f"{what} stores its {spp} colour samples in separate planes "
-            "(PlanarConfiguration 2); this layout is not supported yet",
-            path=path,
-            hint="re-save the image with interleaved samples (PlanarConfiguration 1)",
-        )
-    tiff_photometric = _tiff_photometric(page)
-    if tiff_photometric is Photometric.PALETTE:
-        raise UnsupportedError(f"{what} is a palette-colour image; not supported yet", path=path)
-    if bits != 8 or page.sampleformat != 1:
-        raise UnsupportedError(
-            f"{what} has {bits}-bit {_enum_name(tifffile.SAMPLEFORMAT, page.sampleformat).lower()} "
-            "samples; only 8-bit unsigned images are supported in this version",
-            path=path,
-        )
+    compression = _COMPRESSION.get(int(page.compression), Compression.OTHER)
+    spp, bits = page.samplesperpixel, page.bitspersample
+    tiff_photometric = _PHOTOMETRIC.get(int(page.photometric), Photometric.PALETTE)
+    issue = issue or _level_issue(page, compression, what)
     planes = {key: PageTiles(p.dataoffsets, p.databytecounts) for key, p in pages.items()}
+    compressed_bytes = sum(int(sum(p.databytecounts)) for p in pages.values())
     tiled = page.is_tiled
+    tile_size = (page.tilewidth, page.tilelength) if tiled else size
+    grid = (-(-size[0] // tile_size[0]), -(-size[1] // tile_size[1]))
+    codec = Codec(
+        compression=compression,
+        photometric=tiff_photometric,
+        bits=bits,
+        samples_per_pixel=spp,
+        lossless=True if compression is not Compression.JPEG else None,
+        signed=page.sampleformat == 2,
+        floating=page.sampleformat == 3,
+        little_endian=page.parent.byteorder == "<",
+    )
 
-    if compression is Compression.JPEG:
-        tables_bytes = page.jpegtables
-        if tiled:
-            tile_size = (page.tilewidth, page.tilelength)
-        elif len(page.dataoffsets) == 1:
-            tile_size = size  # one strip holding the whole image is one tile
+    if (
+        issue is None
+        and compression is Compression.JPEG
+        and not tiled
+        and len(page.dataoffsets) > 1
+    ):
+        if kind is ImageKind.VOLUME or len(pages) != 1:
+            issue = (
+                f"{what} is striped JPEG ({len(page.dataoffsets)} strips); pyramid levels "
+                "must be tiled to be copied verbatim"
+            )
         else:
-            return _decoded_level(path, raw, li, pages, size, downsample, kind, what, warnings)
-        grid = (-(-size[0] // tile_size[0]), -(-size[1] // tile_size[1]))
+            return _decoded_level(pages, size, downsample, what, warnings, compressed_bytes)
+    if issue is None and compression is Compression.JPEG:
+        tables_bytes = page.jpegtables
         probe = TiffTileSource(raw, planes, grid, tables=tables_bytes, label=f"{what} tile")
-        first_stream = probe.encoded(0, 0)
         try:
-            header = jpeg.parse_header(first_stream)
+            header = jpeg.parse_header(probe.encoded(0, 0))
         except jpeg.JpegError as exc:
             raise InputError(
                 f"{what}: the first tile is not a JPEG stream ({exc})", path=path
@@ -546,7 +568,7 @@ def _read_level(
                 path=path,
             )
         if header.precision != 8:
-            raise UnsupportedError(f"{what}: {header.precision}-bit JPEG is not supported yet")
+            issue = f"{what}: {header.precision}-bit JPEG is not supported yet"
         if insert:
             warnings.append(
                 f"{what}: RGB JPEG tiles without colour signalling; an Adobe APP14 marker "
@@ -564,64 +586,35 @@ def _read_level(
         source = TiffTileSource(
             raw, planes, grid, tables=tables_bytes, insert=insert, label=f"{what} tile"
         )
-        return Level(li, size, tile_size, codec, source, downsample, jpeg_tables=tables_bytes)
-
-    if compression is Compression.NONE:
-        codec = Codec(
-            compression=Compression.NONE,
-            photometric=tiff_photometric,
-            bits=bits,
-            samples_per_pixel=spp,
-            lossless=True,
-            little_endian=tf_little_endian(page),
+        return Level(
+            li, size, tile_size, codec, source, downsample, tables_bytes, compressed_bytes, issue
         )
-        if tiled:
-            tile_size = (page.tilewidth, page.tilelength)
-            grid = (-(-size[0] // tile_size[0]), -(-size[1] // tile_size[1]))
-            source = TiffTileSource(raw, planes, grid, label=f"{what} tile")
-        else:
-            if retile is not None:
-                tile_size = retile
-            elif size[0] <= _SINGLE_TILE_MAX and size[1] <= _SINGLE_TILE_MAX:
-                tile_size = size
-            else:
-                tile_size = (_RETILE, _RETILE)
-            rps = min(page.rowsperstrip or size[1], size[1])
-            source = StripRetileSource(raw, planes, size, tile_size, rps, spp * bits // 8)
-        return Level(li, size, tile_size, codec, source, downsample)
 
-    raise UnsupportedError(
-        f"{what} is compressed with {comp_name} (TIFF compression {comp_value}); this version "
-        "converts JPEG and uncompressed tiles only",
-        path=path,
-        hint="DICOM cannot hold this codec as it is; lossless transcoding is planned. Until "
-        "then re-save the OME-TIFF with JPEG or no compression",
+    if issue is None and compression is Compression.NONE and not tiled:
+        # Strips become tiles without any codec: rows are copied into full-size tiles.
+        if retile is not None:
+            tile_size = retile
+        elif size[0] > _SINGLE_TILE_MAX or size[1] > _SINGLE_TILE_MAX:
+            tile_size = (_RETILE, _RETILE)
+        rps = min(page.rowsperstrip or size[1], size[1])
+        retiled = StripRetileSource(raw, planes, size, tile_size, rps, spp * bits // 8)
+        return Level(li, size, tile_size, codec, retiled, downsample, None, compressed_bytes)
+
+    source = TiffTileSource(raw, planes, grid, label=f"{what} tile")
+    return Level(
+        li, size, tile_size, codec, source, downsample, page.jpegtables, compressed_bytes, issue
     )
 
 
-def tf_little_endian(page: tifffile.TiffPage) -> bool:
-    return page.parent.byteorder == "<"
-
-
 def _decoded_level(
-    path: Path,
-    raw: RawFile,
-    li: int,
     pages: dict[tuple[int, int], tifffile.TiffPage],
     size: tuple[int, int],
     downsample: tuple[float, float],
-    kind: ImageKind,
     what: str,
     warnings: list[str],
+    compressed_bytes: int,
 ) -> Level:
-    """Small associated images in striped JPEG: decoded once into a single native tile."""
-    if kind is ImageKind.VOLUME or len(pages) != 1:
-        raise UnsupportedError(
-            f"{what} is striped JPEG ({len(pages[(0, 0)].dataoffsets)} strips); pyramid levels "
-            "must be tiled to be copied verbatim",
-            path=path,
-            hint="re-save with tiles (e.g. vips tiffsave --tile --pyramid --subifd)",
-        )
+    """A small associated image in striped JPEG: decoded once into a single native tile."""
     array = pages[(0, 0)].asarray()
     warnings.append(
         f"{what}: striped JPEG associated image decoded and stored uncompressed (lossless from "
@@ -633,6 +626,6 @@ def _decoded_level(
         photometric,
         bits=8,
         samples_per_pixel=1 if array.ndim == 2 else array.shape[2],
-        lossless=False,
+        lossless=False,  # the pixels went through lossy JPEG once
     )
-    return Level(li, size, size, codec, ArrayTileSource(array), downsample)
+    return Level(0, size, size, codec, ArrayTileSource(array), downsample, None, compressed_bytes)

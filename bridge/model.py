@@ -17,7 +17,7 @@ Conventions (see MAPPING.md section 0):
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -81,9 +81,28 @@ class Codec:
     signed: bool = False
     floating: bool = False
     little_endian: bool = True
+    # JPEG process: the SOF marker's low byte (0xC0 baseline, 0xC1 extended, 0xC3 lossless).
+    process: int | None = None
     # Bytes inserted into each stream to make it say what it is (e.g. an Adobe APP14 marker for
     # unsignalled RGB JPEG). Recorded so a round trip can take them out again.
     inserted_marker: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileRange:
+    """``count`` bytes at ``offset`` of the open file ``fd``. Writers copy such a range file
+    to file in the kernel (``copy_file_range``), so the bytes never pass through Python."""
+
+    fd: int
+    offset: int
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+
+Frame = Sequence[bytes | memoryview | FileRange]
+"""One encoded frame as consecutive parts (e.g. a tile's SOI, merged tables, the rest)."""
 
 
 class TileSource(Protocol):
@@ -103,6 +122,9 @@ class TileSource(Protocol):
     def encoded_size(self, x: int, y: int, z: int = 0, c: int = 0) -> int | None:
         """Length of ``encoded(...)`` without reading the tile, or None when unknown."""
         ...
+
+    # Optional: ``frame_parts(keys) -> Iterator[Frame]`` hands out many ``encoded`` streams at
+    # once as parts (file ranges where possible); writers use it when a source has it.
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import samples
 import tifffile
 from conftest import run_cli
+
+from bridge.errors import InputError
 
 
 def _assert_refused(src: Path, tmp_path: Path, code: int, *needles: str, args=()) -> str:
@@ -120,34 +123,27 @@ def test_existing_output_is_not_overwritten(tmp_path: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["level0.dcm", "level1.dcm"]
 
 
-def test_failure_while_writing_leaves_nothing(tmp_path: Path) -> None:
-    """A tile that cannot be read mid-way: the staged output is removed, DST never appears."""
+def test_source_shrinking_mid_conversion_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
+    """The source file is cut short after level 0 has been written (another process
+    truncating it): a clear error, the staged output removed, DST never created."""
     from bridge import convert
-    from bridge.errors import InputError
+    from bridge.dicom import writer
 
-    src = samples.write_tifffile(tmp_path / "mid.ome.tif", size=(600, 500), levels=2)
+    src = samples.write_tifffile(tmp_path / "mid.ome.tif", size=(600, 500), levels=3)
     out = tmp_path / "out"
-    original = convert.open_slide
+    real_write_file = writer.SlideWriter._write_file
+    staged: list[str] = []
 
-    def sabotaged(path):
-        slide = original(path)
-        tiles = slide.images[0].levels[1].tiles
-        read = tiles.encoded
+    def write_then_cut(self, path, *args):
+        real_write_file(self, path, *args)
+        if path.name == "level0.dcm":
+            staged.extend(sorted(p.name for p in path.parent.iterdir()))
+            os.truncate(src, 4096)
 
-        def failing(x, y, z=0, c=0):
-            if (x, y) == (1, 0):
-                raise InputError("simulated read failure", path=path)
-            return read(x, y, z, c)
-
-        tiles.encoded = failing
-        return slide
-
-    convert.open_slide = sabotaged
-    try:
-        with pytest.raises(InputError, match="simulated"):
-            convert.convert(src, out)
-    finally:
-        convert.open_slide = original
+    monkeypatch.setattr(writer.SlideWriter, "_write_file", write_then_cut)
+    with pytest.raises(InputError, match="truncated"):
+        convert.convert(src, out)
+    assert staged == ["level0.dcm"]
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mid.ome.tif"]
 

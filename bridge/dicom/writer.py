@@ -28,7 +28,7 @@ from pydicom.uid import (
 
 from .. import __version__, tables
 from ..codecs import jpeg
-from ..errors import MetadataError, UnsupportedError
+from ..errors import InputError, MetadataError, UnsupportedError
 from ..model import Compression, Image, ImageKind, Level, Photometric, Slide
 from . import encaps
 from .attributes import code_item, da_tm, ds, dt, srgb_profile
@@ -80,22 +80,23 @@ def _photometric_name(level: Level) -> str:
     raise UnsupportedError(f"photometric {photometric.value} cannot be written to DICOM WSI")
 
 
-def _transfer_syntax(level: Level, first_frame: bytes | None) -> UID:
+def _transfer_syntax(level: Level) -> UID:
+    """Transfer syntax for copying the level's tiles as they are (PS3.5 8.2, A.4)."""
     codec = level.codec
     if codec.compression is Compression.NONE:
         return ExplicitVRLittleEndian
     if codec.compression is Compression.JPEG:
-        assert first_frame is not None
-        header = jpeg.parse_header(first_frame)
-        sof = header.sof & 0xFF
-        if sof == 0xC0:
+        if codec.process == 0xC0:
             return JPEGBaseline8Bit
-        if sof == 0xC1:
+        if codec.process == 0xC1:
             return JPEGExtended12Bit
-        if sof == 0xC3:
-            return JPEGLosslessSV1 if _predictor(first_frame, header) == 1 else JPEGLossless
+        if codec.process == 0xC3:
+            first = level.tiles.encoded(0, 0)
+            header = jpeg.parse_header(first)
+            return JPEGLosslessSV1 if _predictor(first, header) == 1 else JPEGLossless
         raise UnsupportedError(
-            f"JPEG process SOF{sof - 0xC0} (e.g. progressive) has no DICOM transfer syntax"
+            f"JPEG process SOF{(codec.process or 0) - 0xC0} (e.g. progressive) has no DICOM "
+            "transfer syntax"
         )
     raise UnsupportedError(f"{codec.compression.value} tiles cannot be copied into DICOM yet")
 
@@ -118,24 +119,31 @@ def _image_type(image: Image, level: Level) -> list[str]:
     return ["ORIGINAL", "PRIMARY", image.kind.value, "NONE"]
 
 
-def _frames(level: Level, size_z: int, size_c: int) -> Iterator[bytes]:
-    """Frames in TILED_FULL order: x, then y, then focal plane, then optical path."""
+def _keys(level: Level, size_z: int, size_c: int) -> Iterator[tuple[int, int, int, int]]:
+    """Tile keys (x, y, z, c) in TILED_FULL order: x, then y, then focal plane, then optical
+    path (PS3.3 C.7.6.17.3)."""
     nx, ny = level.grid
-    encoded = level.tiles.encoded
     for c in range(size_c):
         for z in range(size_z):
             for y in range(ny):
                 for x in range(nx):
-                    yield encoded(x, y, z, c)
+                    yield (x, y, z, c)
+
+
+def _frames(level: Level, size_z: int, size_c: int) -> Iterator[encaps.Frame]:
+    """Each frame as parts, from the tile source's bulk reader when it has one."""
+    bulk = getattr(level.tiles, "frame_parts", None)
+    if bulk is not None:
+        yield from bulk(_keys(level, size_z, size_c))
+        return
+    encoded = level.tiles.encoded
+    for key in _keys(level, size_z, size_c):
+        yield (encoded(*key),)
 
 
 def _frame_sizes(level: Level, size_z: int, size_c: int) -> Iterator[int | None]:
-    nx, ny = level.grid
-    for c in range(size_c):
-        for z in range(size_z):
-            for y in range(ny):
-                for x in range(nx):
-                    yield level.tiles.encoded_size(x, y, z, c)
+    size = level.tiles.encoded_size
+    return (size(*key) for key in _keys(level, size_z, size_c))
 
 
 class SlideWriter:
@@ -218,6 +226,7 @@ class SlideWriter:
                         "re-save the OME-TIFF with interleaved 8-bit JPEG or uncompressed tiles",
                     )
                 _photometric_name(level)
+                _transfer_syntax(level)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -250,8 +259,7 @@ class SlideWriter:
     ) -> WrittenInstance:
         size_z, size_c = image.size_z, image.size_c
         n_frames = level.tile_count * size_z * size_c
-        first = level.tiles.encoded(0, 0) if level.codec.compression is Compression.JPEG else None
-        tsuid = _transfer_syntax(level, first)
+        tsuid = _transfer_syntax(level)
         dataset = self._dataset(image, level, pyramid_uid, reference, n_frames)
         dataset.file_meta = FileMetaDataset()
         dataset.file_meta.MediaStorageSOPClassUID = dataset.SOPClassUID
@@ -259,6 +267,28 @@ class SlideWriter:
         dataset.file_meta.TransferSyntaxUID = tsuid
         dataset.file_meta.ImplementationVersionName = f"OMEDICOM_{__version__}"[:16]
         self._lossy(dataset, level)
+        try:
+            self._write_file(path, dataset, level, tsuid, size_z, size_c, n_frames)
+        except EOFError as exc:  # a file range ended early: the source shrank or is damaged
+            raise InputError(
+                f"tile data is truncated ({exc})",
+                path=self.slide.source,
+                hint="the source file changed or was cut short during conversion",
+            ) from None
+        return WrittenInstance(
+            path, dataset.SOPInstanceUID, image.source_index, level.index, image.kind, n_frames
+        )
+
+    def _write_file(
+        self,
+        path: Path,
+        dataset: Dataset,
+        level: Level,
+        tsuid: UID,
+        size_z: int,
+        size_c: int,
+        n_frames: int,
+    ) -> None:
         with open(path, "xb") as fh:
             dcmwrite(fh, dataset, enforce_file_format=True)
             frames = _frames(level, size_z, size_c)
@@ -278,9 +308,6 @@ class SlideWriter:
                     vr=b"OB" if level.codec.bits <= 8 else b"OW",
                     progress=self.progress,
                 )
-        return WrittenInstance(
-            path, dataset.SOPInstanceUID, image.source_index, level.index, image.kind, n_frames
-        )
 
     def _lossy(self, dataset: Dataset, level: Level) -> None:
         """Lossy Image Compression (0028,2110) with Ratio and Method (C.7.6.1.1.5)."""

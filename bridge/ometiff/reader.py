@@ -581,6 +581,7 @@ def _read_level(
             samples_per_pixel=spp,
             subsampling=header.subsampling,
             lossless=header.lossless,
+            process=header.sof & 0xFF,
             inserted_marker=insert,
         )
         source = TiffTileSource(

@@ -8,13 +8,14 @@ shared and nothing but the requested tile is in memory.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..codecs.jpeg import insert_after_soi, merge_tables
 from ..errors import InputError
+from ..model import FileRange, Frame
 
 
 class RawFile:
@@ -97,10 +98,24 @@ class TiffTileSource:
     def encoded_size(self, x: int, y: int, z: int = 0, c: int = 0) -> int | None:
         return self._locate(x, y, z, c)[1] + self._extra
 
-    def decoded(self, x: int, y: int, z: int = 0, c: int = 0) -> np.ndarray:
-        import imagecodecs
+    def frame_parts(self, keys: Iterable[tuple[int, int, int, int]]) -> Iterator[Frame]:
+        """The ``encoded`` streams of many tiles, as parts that name file ranges.
 
-        return imagecodecs.imread(self.encoded(x, y, z, c))
+        Nothing is read here: the writer copies each range file to file in the kernel. A
+        stream that needs tables merged or a marker inserted is the tile's SOI, the inserted
+        bytes, then the rest of the tile, which is exactly ``encoded()``.
+        """
+        fd = self.raw.fd
+        size = self.raw.size
+        middle = (self.insert or b"") + (self.tables[2:-2] if self.tables else b"")
+        for x, y, z, c in keys:
+            offset, count = self._locate(x, y, z, c)
+            if offset + count > size:
+                self.raw.read(offset, count, f"{self.label} ({x}, {y}) of plane z={z} c={c}")
+            if middle:
+                yield (FileRange(fd, offset, 2), middle, FileRange(fd, offset + 2, count - 2))
+            else:
+                yield (FileRange(fd, offset, count),)
 
 
 class StripRetileSource:

@@ -93,8 +93,19 @@ def write_tifffile(
         tw.write(levels_data[0], subifds=levels - 1, metadata=metadata, iccprofile=icc, **options)
         for data in levels_data[1:]:
             tw.write(data, subfiletype=1, metadata=None, iccprofile=icc, **options)
-        if label:
+        if label:  # associated images, named as QuPath/opentile/tifffile expect
             tw.write(tissue(128, 256, seed=7), photometric="rgb", metadata={"Name": "label"})
+            tw.write(
+                tissue(160, 480, seed=8),
+                photometric="rgb",
+                compression="jpeg",
+                metadata={"Name": "macro"},
+            )
+            tw.write(
+                levels_data[-1][::2, ::2].copy() if samples == 3 else levels_data[-1][::2, ::2],
+                photometric=photometric,
+                metadata={"Name": "thumbnail"},
+            )
     return path
 
 

@@ -247,23 +247,53 @@ def test_openslide_reads_rgb_output(rgb_case: Case) -> None:
         slide.close()
 
 
-def test_label_becomes_a_label_instance(cases: dict[str, Case]) -> None:
-    case = cases["tifffile-ycbcr420"]
-    label = pydicom.dcmread(case.out / "label.dcm")
-    assert list(label.ImageType) == ["ORIGINAL", "PRIMARY", "LABEL", "NONE"]
-    assert label.SpecimenLabelInImage == "YES"
-    assert "PyramidUID" not in label
-    with tifffile.TiffFile(case.source) as tf:
-        source = tf.series[1].asarray()
-    frame = _frames(label)[0]
+@pytest.mark.parametrize(
+    ("series", "name", "image_type", "burned_in"),
+    [
+        (1, "label.dcm", ["ORIGINAL", "PRIMARY", "LABEL", "NONE"], "YES"),
+        (2, "macro.dcm", ["ORIGINAL", "PRIMARY", "OVERVIEW", "NONE"], "YES"),
+        (3, "thumbnail.dcm", ["DERIVED", "PRIMARY", "THUMBNAIL", "RESAMPLED"], "NO"),
+    ],
+)
+def test_associated_images_become_their_own_instances(
+    cases: dict[str, Case], series: int, name: str, image_type: list[str], burned_in: str
+) -> None:
     import imagecodecs
 
-    decoded = (
-        imagecodecs.imread(frame)
-        if label.file_meta.TransferSyntaxUID.is_compressed
-        else (np.frombuffer(frame, np.uint8).reshape(label.Rows, label.Columns, 3))
-    )
+    case = cases["tifffile-ycbcr420"]
+    ds = pydicom.dcmread(case.out / name)
+    assert list(ds.ImageType) == image_type
+    assert ds.SpecimenLabelInImage == burned_in == ds.BurnedInAnnotation
+    assert "PyramidUID" not in ds
+    assert int(ds.NumberOfFrames) == 1
+    with tifffile.TiffFile(case.source) as tf:
+        source = tf.series[series].asarray()
+        stored = tf.series[series].pages[0]
+        fh = tf.filehandle
+        fh.seek(stored.dataoffsets[0])
+        raw = fh.read(stored.databytecounts[0])
+    frame = _frames(ds)[0]
+    if ds.file_meta.TransferSyntaxUID.is_compressed:  # a single JPEG strip, copied
+        assert jpeg.entropy_coded_data(frame) == jpeg.entropy_coded_data(raw)
+        decoded = imagecodecs.imread(frame)
+    else:
+        decoded = np.frombuffer(frame, np.uint8).reshape(ds.Rows, ds.Columns, 3)
     np.testing.assert_array_equal(decoded[: source.shape[0], : source.shape[1]], source)
+    if image_type[2] == "THUMBNAIL":  # in the slide frame: spacing spans the whole slide
+        level0 = pydicom.dcmread(case.out / "level0.dcm", stop_before_pixels=True)
+        assert ds.FrameOfReferenceUID == level0.FrameOfReferenceUID
+        spacing = ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing
+        assert float(spacing[1]) * ds.TotalPixelMatrixColumns == pytest.approx(
+            level0.ImagedVolumeWidth, rel=1e-6
+        )
+
+
+def test_wsidicom_finds_label_and_overview(cases: dict[str, Case]) -> None:
+    wsidicom = pytest.importorskip("wsidicom")
+    with wsidicom.WsiDicom.open(cases["tifffile-ycbcr420"].out) as slide:
+        assert slide.labels is not None and slide.overviews is not None
+        label = slide.read_label()
+        assert label.size == (256, 128)
 
 
 def test_identity_is_empty_unless_given(cases: dict[str, Case], tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ def _length(value, unit, default):
     return None if value is None else (pytest.approx(float(value)), _unit(unit) or default)
 
 
+@pytest.mark.filterwarnings("ignore:Casting invalid:UserWarning")  # ome-types fixing bad IDs
 def test_reader_matches_ome_types_on_the_corpus(corpus: Path) -> None:
     docs = _documents(corpus)
     assert len(docs) >= 15

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import traceback
 from collections.abc import Sequence
 
 from . import __version__
-from .errors import BridgeError, InputError
+from .errors import BridgeError
 
 DESCRIPTION = """\
 omedicom moves whole-slide images between research OME-TIFF and clinical DICOM
@@ -116,7 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     info.add_argument("path", metavar="PATH", help="an OME-TIFF file")
     info.add_argument("--json", action="store_true", help="machine-readable output")
+    conv.set_defaults(func=_convert)
+    info.set_defaults(func=_info)
+    for name in EXTENSIONS:
+        importlib.import_module(name).add_parser(sub)
     return parser
+
+
+#: Modules that add subcommands: each has ``add_parser(subparsers)``, which creates its parser
+#: and sets ``func`` (called with the parsed arguments, returns the exit code).
+EXTENSIONS: list[str] = []
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -177,10 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "convert":
-            return _convert(args)
-        if args.command == "info":
-            return _info(args)
+        return int(args.func(args))
     except BridgeError as exc:
         print(f"omedicom: error: {exc.describe()}", file=sys.stderr)
         return exc.exit_code
@@ -196,8 +203,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    parser.error(f"unknown command {args.command}")
-    return InputError.exit_code
 
 
 if __name__ == "__main__":

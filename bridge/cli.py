@@ -19,17 +19,25 @@ omedicom moves whole-slide images between research OME-TIFF and clinical DICOM
 examples:
   omedicom info slide.ome.tiff
   omedicom convert slide.ome.tiff slide_dicom/
+  omedicom convert slide_dicom/ slide.ome.tiff
   omedicom convert slide.ome.tiff out/ --slide-id S-2024-001 --metadata patient.json
   omedicom convert gray.ome.tif out/ --pixel-size 0.5
 """
 
 CONVERT_HELP = """\
-Convert a slide. SRC is an OME-TIFF; DST is a directory that receives one DICOM file per
-pyramid level and per associated image (label, macro/overview, thumbnail), all in one series.
+Convert a slide, in either direction:
 
-The direction comes from SRC (OME-TIFF -> DICOM); --to names it explicitly. DST must not exist
-or be empty (or pass --overwrite). Output is written to a hidden temporary directory next to
-DST and renamed into place when complete, so a failed run leaves nothing behind.
+  OME-TIFF -> DICOM   SRC is an OME-TIFF; DST a directory that receives one DICOM file per
+                      pyramid level and per associated image (label, macro, thumbnail).
+  DICOM -> OME-TIFF   SRC is a DICOM file or a folder of one slide's instances; DST a file
+                      (BigTIFF, pyramid levels in SubIFDs). With several slides in the folder,
+                      pick one with --series.
+
+The direction comes from SRC; --to names it explicitly. DST must not exist (a directory may
+be empty), or pass --overwrite. Output is written under a hidden temporary name next to DST
+and renamed into place when complete, so a failed run leaves nothing behind. Compressed tiles
+are copied as they are; what the target cannot hold is re-encoded losslessly, and the
+conversion says so.
 
 Patient and study identity: absent values stay empty and UIDs are generated. Give them with
 --metadata (a JSON object of DICOM keywords, e.g.
@@ -72,13 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
         description=CONVERT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    conv.add_argument("src", metavar="SRC", help="source slide: an OME-TIFF file")
-    conv.add_argument("dst", metavar="DST", help="target: a directory for the DICOM instances")
+    conv.add_argument("src", metavar="SRC", help="source slide: OME-TIFF, DICOM file or folder")
+    conv.add_argument(
+        "dst", metavar="DST", help="target: a directory (DICOM) or a file name (OME-TIFF)"
+    )
     conv.add_argument(
         "--to",
-        choices=["dicom"],
+        choices=["dicom", "ome-tiff"],
         help="target format (default: the other format than SRC's)",
     )
+    conv.add_argument("--series", metavar="UID", help="the DICOM series to convert")
     conv.add_argument(
         "--slide-id",
         metavar="ID",
@@ -115,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="describe a slide: images, levels, tile grid, codec, pixel size, channels",
         description="Describe a slide without converting it.",
     )
-    info.add_argument("path", metavar="PATH", help="an OME-TIFF file")
+    info.add_argument("path", metavar="PATH", help="an OME-TIFF, a DICOM file or folder")
+    info.add_argument("--series", metavar="UID", help="the DICOM series to describe")
     info.add_argument("--json", action="store_true", help="machine-readable output")
     conv.set_defaults(func=_convert)
     info.set_defaults(func=_info)
@@ -152,6 +164,7 @@ def _convert(args: argparse.Namespace) -> int:
         args.src,
         args.dst,
         to=args.to,
+        series=args.series,
         slide_id=args.slide_id or meta_slide_id,
         pixel_size_um=args.pixel_size,
         patient=patient,
@@ -161,11 +174,12 @@ def _convert(args: argparse.Namespace) -> int:
     if not args.quiet:
         for warning in result.warnings:
             print(f"omedicom: warning: {warning}", file=sys.stderr)
-        print(
-            f"wrote {len(result.files)} DICOM instance(s), {result.frames} frames, to "
-            f"{result.target}",
-            file=sys.stderr,
+        what = (
+            f"{len(result.files)} DICOM instance(s), {result.frames} frames"
+            if result.target.suffix.lower() not in (".tif", ".tiff", ".btf")
+            else f"an OME-TIFF with {result.frames} tiles"
         )
+        print(f"wrote {what}, to {result.target}", file=sys.stderr)
     return 0
 
 
@@ -173,7 +187,7 @@ def _info(args: argparse.Namespace) -> int:
     from .convert import open_slide
     from .info import describe, render
 
-    slide = open_slide(args.path)
+    slide = open_slide(args.path, series=args.series)
     try:
         data = describe(slide)
     finally:

@@ -43,19 +43,17 @@ def sniff(path: Path) -> str:
     )
 
 
-def open_slide(path: str | os.PathLike[str]) -> Slide:
-    """Read any supported source into the slide model."""
+def open_slide(path: str | os.PathLike[str], *, series: str | None = None) -> Slide:
+    """Read any supported source (OME-TIFF file, DICOM file or folder) into the slide model."""
     path = Path(path)
     kind = sniff(path)
     if kind == "ome-tiff":
         from .ometiff import reader
 
         return reader.read(path)
-    raise UnsupportedError(
-        "reading DICOM whole-slide images is not supported yet",
-        path=path,
-        hint="this version converts OME-TIFF to DICOM",
-    )
+    from .dicom import reader as dicom_reader
+
+    return dicom_reader.read(path, series=series)
 
 
 @dataclass(frozen=True)
@@ -86,6 +84,7 @@ def staged_directory(dst: Path, *, overwrite: bool) -> Iterator[Path]:
         raise OutputError(f"cannot create the output ({exc.strerror})", path=dst) from None
     try:
         yield tmp
+        _usual_mode(tmp, 0o777)
         if dst.exists():
             shutil.rmtree(dst)
         os.rename(tmp, dst)
@@ -94,11 +93,55 @@ def staged_directory(dst: Path, *, overwrite: bool) -> Iterator[Path]:
         raise
 
 
+@contextmanager
+def staged_file(dst: Path, *, overwrite: bool) -> Iterator[Path]:
+    """A temporary file next to ``dst`` that becomes ``dst`` only on success."""
+    if dst.exists() and not overwrite:
+        raise OutputError(
+            "the output file exists", path=dst, hint="choose a new name, or pass --overwrite"
+        )
+    if dst.is_dir():
+        raise OutputError(
+            "the output is a directory; give a file name such as out.ome.tiff", path=dst
+        )
+    parent = dst.parent if str(dst.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".partial", dir=parent)
+        os.close(fd)
+    except OSError as exc:
+        raise OutputError(f"cannot create the output ({exc.strerror})", path=dst) from None
+    tmp = Path(name)
+    try:
+        yield tmp
+        _usual_mode(tmp, 0o666)
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _usual_mode(path: Path, mode: int) -> None:
+    """Give a staged output the permissions a plain ``open``/``mkdir`` would have (mkstemp and
+    mkdtemp make them private)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)
+
+
+def target_of(source_kind: str, dst: Path, to: str | None) -> str:
+    """The target format: ``--to``, else the other format than the source's."""
+    if to:
+        return to
+    return "dicom" if source_kind == "ome-tiff" else "ome-tiff"
+
+
 def convert(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
     *,
     to: str | None = None,
+    series: str | None = None,
     slide_id: str | None = None,
     pixel_size_um: tuple[float, float] | None = None,
     patient: Patient | None = None,
@@ -111,35 +154,57 @@ def convert(
     """
     src, dst = Path(src), Path(dst)
     source_kind = sniff(src)
-    target = to or ("dicom" if source_kind == "ome-tiff" else "ome-tiff")
-    if target != "dicom":
-        raise UnsupportedError(
-            f"conversion to {target} is not supported yet", hint="use --to dicom"
-        )
-    slide = open_slide(src)
+    target = target_of(source_kind, dst, to)
+    if target not in ("dicom", "ome-tiff"):
+        raise UnsupportedError(f"unknown target format {target!r}", hint="use dicom or ome-tiff")
+    slide = open_slide(src, series=series)
     try:
         if slide_id:
             slide = dataclasses.replace(slide, slide_id=slide_id)
-        if patient is not None:
+        if patient is not None and patient != Patient():
             slide = dataclasses.replace(slide, patient=patient)
-        from .dicom.writer import SlideWriter
-
-        writer = SlideWriter(slide, pixel_size_um=pixel_size_um)
-        writer.check()
-        total = writer.frame_count()
-        tick = progress(total, f"{src.name} → DICOM") if progress else None
-        writer.progress = tick
-        with staged_directory(dst, overwrite=overwrite) as tmp:
-            try:
-                written = writer.write(tmp)
-            except OSError as exc:
-                raise OutputError(
-                    f"writing failed ({exc.strerror or exc}); nothing was kept", path=dst
-                ) from None
-        if tick is not None and hasattr(tick, "close"):
-            tick.close()
+        if target == "dicom":
+            return _to_dicom(slide, src, dst, pixel_size_um, overwrite, progress)
+        return _to_ome_tiff(slide, src, dst, overwrite, progress)
     finally:
         if slide.close:
             slide.close()
+
+
+def _to_dicom(slide, src, dst, pixel_size_um, overwrite, progress) -> Result:
+    from .dicom.writer import SlideWriter
+
+    writer = SlideWriter(slide, pixel_size_um=pixel_size_um)
+    writer.check()
+    tick = progress(writer.frame_count(), f"{src.name} → DICOM") if progress else None
+    writer.progress = tick
+    with staged_directory(dst, overwrite=overwrite) as tmp:
+        try:
+            written = writer.write(tmp)
+        except OSError as exc:
+            raise OutputError(
+                f"writing failed ({exc.strerror or exc}); nothing was kept", path=dst
+            ) from None
+    if tick is not None and hasattr(tick, "close"):
+        tick.close()
     files = tuple(dst / w.path.name for w in written)
     return Result(dst, files, sum(w.frames for w in written), slide.warnings)
+
+
+def _to_ome_tiff(slide, src, dst, overwrite, progress) -> Result:
+    from .ometiff.writer import OmeTiffWriter
+
+    writer = OmeTiffWriter(slide)
+    total = writer.frame_count()
+    tick = progress(total, f"{src.name} → OME-TIFF") if progress else None
+    writer.progress = tick
+    with staged_file(dst, overwrite=overwrite) as tmp:
+        try:
+            writer.write(tmp)
+        except OSError as exc:
+            raise OutputError(
+                f"writing failed ({exc.strerror or exc}); nothing was kept", path=dst
+            ) from None
+    if tick is not None and hasattr(tick, "close"):
+        tick.close()
+    return Result(dst, (dst,), total, slide.warnings + tuple(writer.notes))

@@ -281,11 +281,35 @@ class Patient:
 
 
 @dataclass(frozen=True)
+class DicomHeader:
+    """The header of one source DICOM instance (Pixel Data and offset tables left out) as
+    DICOM JSON (PS3.18 F.2), with the image and level it belongs to."""
+
+    image_index: int
+    level: int
+    sop_instance_uid: str
+    transfer_syntax: str
+    json: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class TiffLevelInfo:
+    """How a source OME-TIFF stored one level's tiles, so the way back can restore them:
+    shared JPEGTables (to take out of each frame again) and a marker the bridge inserted."""
+
+    image_index: int
+    level: int
+    jpeg_tables: bytes | None = field(default=None, repr=False)
+    inserted_marker: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class Carriers:
     """Original metadata carried along so a round trip loses nothing (MAPPING.md 4.3)."""
 
     ome_xml: str | None = field(default=None, repr=False)
-    dicom_json: tuple[str, ...] = field(default=(), repr=False)
+    dicom: tuple[DicomHeader, ...] = field(default=(), repr=False)
+    tiff: tuple[TiffLevelInfo, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)

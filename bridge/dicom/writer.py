@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import (
+    JPEG2000,
     UID,
     ExplicitVRLittleEndian,
+    JPEG2000Lossless,
     JPEGBaseline8Bit,
     JPEGExtended12Bit,
     JPEGLossless,
@@ -30,7 +33,8 @@ from .. import __version__, tables
 from ..codecs import jpeg
 from ..errors import InputError, MetadataError, UnsupportedError
 from ..model import Compression, Image, ImageKind, Level, Photometric, Slide
-from . import encaps
+from ..retile import retiled
+from . import carrier, encaps
 from .attributes import code_item, da_tm, ds, dt, srgb_profile
 
 #: Slide the image is placed on when the source has no slide coordinates (OME): 25 × 75 mm.
@@ -98,6 +102,8 @@ def _transfer_syntax(level: Level) -> UID:
             f"JPEG process SOF{(codec.process or 0) - 0xC0} (e.g. progressive) has no DICOM "
             "transfer syntax"
         )
+    if codec.compression is Compression.JPEG2000:
+        return JPEG2000Lossless if codec.lossless else JPEG2000
     raise UnsupportedError(f"{codec.compression.value} tiles cannot be copied into DICOM yet")
 
 
@@ -249,6 +255,26 @@ class SlideWriter:
                 )
         return written
 
+    def _carried(self, image: Image, level: Level, tsuid: UID) -> Dataset | None:
+        """The source instance's own header when this level came from DICOM through an
+        OME-TIFF and its frames can be written back as they were: same transfer syntax, and the
+        same tiling (native frames can be re-tiled back)."""
+        for header in self.slide.carriers.dicom:
+            if header.image_index != image.source_index or header.level != level.index:
+                continue
+            if header.transfer_syntax != str(tsuid):
+                return None
+            dataset = carrier.dataset_from_json(header.json)
+            tile = (int(dataset.get("Columns", 0)), int(dataset.get("Rows", 0)))
+            if tile != level.tile_size and level.codec.compression is not Compression.NONE:
+                return None
+            nx = -(-level.size[0] // tile[0])
+            ny = -(-level.size[1] // tile[1])
+            if int(dataset.get("NumberOfFrames", 1)) != nx * ny * image.size_z * image.size_c:
+                return None
+            return dataset
+        return None
+
     def _write_instance(
         self,
         path: Path,
@@ -258,17 +284,32 @@ class SlideWriter:
         reference: Image | None,
     ) -> WrittenInstance:
         size_z, size_c = image.size_z, image.size_c
-        n_frames = level.tile_count * size_z * size_c
         tsuid = _transfer_syntax(level)
-        dataset = self._dataset(image, level, pyramid_uid, reference, n_frames)
+        dataset = self._carried(image, level, tsuid)
+        tile = level.tile_size
+        if dataset is not None:
+            tile = (int(dataset.Columns), int(dataset.Rows))
+            n_frames = int(dataset.get("NumberOfFrames", 1))
+        else:
+            n_frames = level.tile_count * size_z * size_c
+            dataset = self._dataset(image, level, pyramid_uid, reference, n_frames)
+            self._lossy(dataset, level)
+            info = next(
+                (
+                    i
+                    for i in self.slide.carriers.tiff
+                    if i.image_index == image.source_index and i.level == level.index
+                ),
+                None,
+            )
+            carrier.write(dataset, self.slide.carriers.ome_xml, info)
         dataset.file_meta = FileMetaDataset()
         dataset.file_meta.MediaStorageSOPClassUID = dataset.SOPClassUID
         dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
         dataset.file_meta.TransferSyntaxUID = tsuid
         dataset.file_meta.ImplementationVersionName = f"OMEDICOM_{__version__}"[:16]
-        self._lossy(dataset, level)
         try:
-            self._write_file(path, dataset, level, tsuid, size_z, size_c, n_frames)
+            self._write_file(path, dataset, level, tsuid, image, tile, n_frames)
         except EOFError as exc:  # a file range ended early: the source shrank or is damaged
             raise InputError(
                 f"tile data is truncated ({exc})",
@@ -285,42 +326,54 @@ class SlideWriter:
         dataset: Dataset,
         level: Level,
         tsuid: UID,
-        size_z: int,
-        size_c: int,
+        image: Image,
+        tile: tuple[int, int],
         n_frames: int,
     ) -> None:
+        size_z, size_c = image.size_z, image.size_c
         with open(path, "xb") as fh:
             dcmwrite(fh, dataset, enforce_file_format=True)
-            frames = _frames(level, size_z, size_c)
             if tsuid.is_compressed:
+                frames = _frames(level, size_z, size_c)
                 extended = encaps.needs_extended_offsets(_frame_sizes(level, size_z, size_c))
                 encaps.write_encapsulated(
                     fh, frames, n_frames, extended=extended, progress=self.progress
                 )
-            else:
-                tw, th = level.tile_size
-                frame_size = tw * th * level.codec.samples_per_pixel * (level.codec.bits // 8)
-                encaps.write_native(
-                    fh,
-                    frames,
-                    frame_size,
-                    n_frames,
-                    vr=b"OB" if level.codec.bits <= 8 else b"OW",
-                    progress=self.progress,
+                return
+            if tile == level.tile_size:
+                frames = _frames(level, size_z, size_c)
+            else:  # native frames re-tiled to the carried Rows x Columns: bytes moved only
+                dtype = np.dtype(image.dtype).newbyteorder("<")
+                frames = (
+                    (array.astype(dtype, copy=False).tobytes(),)
+                    for c in range(size_c)
+                    for z in range(size_z)
+                    for array in retiled(level, (tile[1], tile[0]), z, c, dtype)
                 )
+            codec = level.codec
+            frame_size = tile[0] * tile[1] * codec.samples_per_pixel * (codec.bits // 8)
+            encaps.write_native(
+                fh,
+                frames,
+                frame_size,
+                n_frames,
+                vr=b"OB" if codec.bits <= 8 else b"OW",
+                progress=self.progress,
+            )
 
     def _lossy(self, dataset: Dataset, level: Level) -> None:
         """Lossy Image Compression (0028,2110) with Ratio and Method (C.7.6.1.1.5)."""
         codec = level.codec
         lossy = codec.lossless is False or (
             codec.compression is Compression.JPEG and not codec.lossless
-        )
+        )  # tiles that were JPEG once stay lossy, even when stored uncompressed now
         dataset.LossyImageCompression = "01" if lossy else "00"
         if lossy and level.compressed_bytes:
             width, height = level.size
             raw = width * height * codec.samples_per_pixel * (codec.bits // 8)
             dataset.LossyImageCompressionRatio = [ds(raw / level.compressed_bytes)]
-            dataset.LossyImageCompressionMethod = ["ISO_10918_1"]
+            method = "ISO_15444_1" if codec.compression is Compression.JPEG2000 else "ISO_10918_1"
+            dataset.LossyImageCompressionMethod = [method]
 
     def _dataset(
         self,

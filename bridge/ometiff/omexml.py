@@ -19,7 +19,7 @@ FirstC, FirstT, PlaneCount, UUID + FileName).
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..errors import MetadataError
@@ -84,6 +84,17 @@ class Image:
     description: str | None = None
     acquisition_date: datetime | None = None
     objective_id: str | None = None
+    annotation_refs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Comment:
+    """A StructuredAnnotations/CommentAnnotation (the carrier of DICOM headers)."""
+
+    id: str
+    namespace: str | None
+    description: str | None
+    value: str
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,7 @@ class Ome:
     images: tuple[Image, ...]
     objectives: dict[str, Objective]
     namespace: str
+    comments: dict[str, Comment] = field(default_factory=dict)
 
 
 def _local(tag: str) -> str:
@@ -258,6 +270,18 @@ def parse(xml: str | bytes) -> Ome:
                 description=_text(_child(image, "Description")),
                 acquisition_date=_date(_text(_child(image, "AcquisitionDate"))),
                 objective_id=settings.get("ID") if settings is not None else None,
+                annotation_refs=tuple(
+                    ref.get("ID", "") for ref in _children(image, "AnnotationRef")
+                ),
             )
         )
-    return Ome(root.get("UUID"), tuple(images), objectives, namespace)
+    comments = {}
+    annotations = _child(root, "StructuredAnnotations")
+    for comment in _children(annotations, "CommentAnnotation") if annotations is not None else ():
+        comments[comment.get("ID", "")] = Comment(
+            id=comment.get("ID", ""),
+            namespace=comment.get("Namespace"),
+            description=_text(_child(comment, "Description")),
+            value=_text(_child(comment, "Value")) or "",
+        )
+    return Ome(root.get("UUID"), tuple(images), objectives, namespace, comments)

@@ -11,6 +11,7 @@ Nothing is decoded: levels hand out each tile's stored bytes (see ``tiles.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -20,19 +21,21 @@ import numpy as np
 import tifffile
 
 from .. import tables
-from ..codecs import jpeg
+from ..codecs import jpeg, jpeg2000
 from ..errors import InputError, MetadataError, UnsupportedError
 from ..model import (
     Carriers,
     Channel,
     Codec,
     Compression,
+    DicomHeader,
     Image,
     ImageKind,
     Level,
     Objective,
     Photometric,
     Slide,
+    TiffLevelInfo,
 )
 from . import omexml
 from .tiles import ArrayTileSource, PageTiles, RawFile, StripRetileSource, TiffTileSource
@@ -146,14 +149,49 @@ def _read(path: Path, tf: tifffile.TiffFile, raw: RawFile) -> Slide:
             images.append(image)
     if not images:
         raise InputError("the OME-XML describes no image with pixels in this file", path=path)
+    tiff_info = tuple(
+        TiffLevelInfo(
+            image.source_index, level.index, level.jpeg_tables, level.codec.inserted_marker
+        )
+        for image in images
+        for level in image.levels
+    )
     return Slide(
         slide_id=_stem(path),
         images=tuple(images),
-        carriers=Carriers(ome_xml=xml),
+        carriers=Carriers(ome_xml=xml, dicom=_dicom_headers(ome), tiff=tiff_info),
         source=str(path),
         warnings=tuple(warnings),
         close=raw.close,
     )
+
+
+def _dicom_headers(ome: omexml.Ome) -> tuple[DicomHeader, ...]:
+    """DICOM headers an earlier DICOM -> OME-TIFF conversion left in the OME-XML
+    (CommentAnnotations in the ``urn:omedicom:dicom-json:1`` namespace, see omexml_writer)."""
+    from .omexml_writer import DICOM_JSON_NS
+
+    headers = []
+    for index, image in enumerate(ome.images):
+        for ref in image.annotation_refs:
+            comment = ome.comments.get(ref)
+            if comment is None or comment.namespace != DICOM_JSON_NS:
+                continue
+            fields = dict(
+                part.split("=", 1) for part in (comment.description or "").split() if "=" in part
+            )
+            if not {"SOPInstanceUID", "level", "TransferSyntaxUID"} <= set(fields):
+                continue
+            headers.append(
+                DicomHeader(
+                    image_index=index,
+                    level=int(fields["level"]),
+                    sop_instance_uid=fields["SOPInstanceUID"],
+                    transfer_syntax=fields["TransferSyntaxUID"],
+                    json=comment.value,
+                )
+            )
+    return tuple(headers)
 
 
 def parse_ome_xml(xml: str, path: Path | str | None = None) -> omexml.Ome:
@@ -475,13 +513,23 @@ def _level_issue(page: tifffile.TiffPage, compression: Compression, what: str) -
     if int(page.photometric) not in (1, 2, 6):
         name = _enum_name(tifffile.PHOTOMETRIC, int(page.photometric))
         return f"{what} has TIFF photometric interpretation {name}, which is not supported"
-    if bits != 8 or page.sampleformat != 1:
-        kind = _enum_name(tifffile.SAMPLEFORMAT, page.sampleformat).lower()
+    kind = _enum_name(tifffile.SAMPLEFORMAT, page.sampleformat).lower()
+    if page.sampleformat != 1 or bits not in (8, 16):
         return (
-            f"{what} has {bits}-bit {kind} samples; only 8-bit unsigned images are supported "
-            "in this version"
+            f"{what} has {bits}-bit {kind} samples; only unsigned 8- and 16-bit images are "
+            "supported in this version"
         )
-    if compression not in (Compression.JPEG, Compression.NONE):
+    if bits == 16 and not (compression is Compression.NONE and spp == 1):
+        return (
+            f"{what} has 16-bit samples in {compression.value} tiles; only uncompressed "
+            "16-bit greyscale is supported in this version"
+        )
+    if int(page.compression) == 33003:
+        return (
+            f"{what} holds Aperio YCbCr JPEG 2000 (TIFF compression 33003), whose colour "
+            "space DICOM cannot state; this is not supported yet"
+        )
+    if compression not in (Compression.JPEG, Compression.JPEG2000, Compression.NONE):
         value = int(page.compression)
         return (
             f"{what} is compressed with {_enum_name(tifffile.COMPRESSION, value)} (TIFF "
@@ -591,6 +639,32 @@ def _read_level(
             li, size, tile_size, codec, source, downsample, tables_bytes, compressed_bytes, issue
         )
 
+    if issue is None and compression is Compression.JPEG2000 and not tiled:
+        issue = f"{what} is striped JPEG 2000; only tiled JPEG 2000 can be copied"
+    if issue is None and compression is Compression.JPEG2000:
+        probe = TiffTileSource(raw, planes, grid, label=f"{what} tile")
+        try:
+            header = jpeg2000.parse_header(probe.stored(0, 0))
+        except jpeg2000.J2kError as exc:
+            raise InputError(
+                f"{what}: the first tile is not a JPEG 2000 codestream ({exc})", path=path
+            ) from None
+        if (header.width, header.height) != tile_size or header.components != spp:
+            raise MetadataError(
+                f"{what}: the JPEG 2000 tiles are {header.width}×{header.height} with "
+                f"{header.components} components, the TIFF says {tile_size[0]}×{tile_size[1]} "
+                f"with {spp} samples",
+                path=path,
+            )
+        if spp == 1:
+            photometric = Photometric.MONOCHROME
+        elif header.mct:
+            photometric = Photometric.YBR_RCT if header.reversible else Photometric.YBR_ICT
+        else:
+            photometric = Photometric.RGB
+        codec = dataclasses.replace(codec, photometric=photometric, lossless=header.reversible)
+        return Level(li, size, tile_size, codec, probe, downsample, None, compressed_bytes)
+
     if issue is None and compression is Compression.NONE and not tiled:
         # Strips become tiles without any codec: rows are copied into full-size tiles.
         if retile is not None:
@@ -598,10 +672,22 @@ def _read_level(
         elif size[0] > _SINGLE_TILE_MAX or size[1] > _SINGLE_TILE_MAX:
             tile_size = (_RETILE, _RETILE)
         rps = min(page.rowsperstrip or size[1], size[1])
-        retiled = StripRetileSource(raw, planes, size, tile_size, rps, spp * bits // 8)
+        retiled = StripRetileSource(
+            raw,
+            planes,
+            size,
+            tile_size,
+            rps,
+            spp * bits // 8,
+            swap16=bits == 16 and page.parent.byteorder == ">",
+        )
         return Level(li, size, tile_size, codec, retiled, downsample, None, compressed_bytes)
 
-    source = TiffTileSource(raw, planes, grid, label=f"{what} tile")
+    native = None
+    if compression is Compression.NONE:
+        order = page.parent.byteorder
+        native = (tile_size[1], tile_size[0], spp, np.dtype(page.dtype).newbyteorder(order).str)
+    source = TiffTileSource(raw, planes, grid, native=native, label=f"{what} tile")
     return Level(
         li, size, tile_size, codec, source, downsample, page.jpegtables, compressed_bytes, issue
     )

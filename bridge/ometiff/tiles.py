@@ -67,6 +67,7 @@ class TiffTileSource:
         *,
         tables: bytes | None = None,
         insert: bytes | None = None,
+        native: tuple[int, int, int, str] | None = None,
         label: str = "tile",
     ):
         self.raw = raw
@@ -74,6 +75,9 @@ class TiffTileSource:
         self.nx, self.ny = grid
         self.tables = tables if tables and len(tables) > 4 else None
         self.insert = insert
+        # uncompressed tiles: (rows, columns, samples, numpy dtype with the file's byte order)
+        self.native = native
+        self.swap = native is not None and np.dtype(native[3]).byteorder == ">"
         self.label = label
         self._extra = (len(self.tables) - 4 if self.tables else 0) + len(insert or b"")
 
@@ -89,6 +93,12 @@ class TiffTileSource:
 
     def encoded(self, x: int, y: int, z: int = 0, c: int = 0) -> bytes:
         data = self.stored(x, y, z, c)
+        if self.swap:  # big-endian uncompressed samples: little-endian is what targets hold
+            return (
+                np.frombuffer(data, self.native[3])
+                .astype(np.dtype(self.native[3]).newbyteorder("<"))
+                .tobytes()
+            )  # type: ignore[index]
         if self.tables:
             data = merge_tables(data, self.tables)
         if self.insert:
@@ -98,6 +108,16 @@ class TiffTileSource:
     def encoded_size(self, x: int, y: int, z: int = 0, c: int = 0) -> int | None:
         return self._locate(x, y, z, c)[1] + self._extra
 
+    def decoded(self, x: int, y: int, z: int = 0, c: int = 0) -> np.ndarray:
+        if self.native is not None:
+            rows, cols, samples, dtype = self.native
+            array = np.frombuffer(self.stored(x, y, z, c), dtype)
+            return array.reshape(rows, cols, samples)
+        import imagecodecs
+
+        array = imagecodecs.imread(self.encoded(x, y, z, c))
+        return array.reshape(array.shape[0], array.shape[1], -1)
+
     def frame_parts(self, keys: Iterable[tuple[int, int, int, int]]) -> Iterator[Frame]:
         """The ``encoded`` streams of many tiles, as parts that name file ranges.
 
@@ -105,6 +125,10 @@ class TiffTileSource:
         stream that needs tables merged or a marker inserted is the tile's SOI, the inserted
         bytes, then the rest of the tile, which is exactly ``encoded()``.
         """
+        if self.swap:
+            for key in keys:
+                yield (self.encoded(*key),)
+            return
         fd = self.raw.fd
         size = self.raw.size
         middle = (self.insert or b"") + (self.tables[2:-2] if self.tables else b"")

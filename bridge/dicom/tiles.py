@@ -1,0 +1,108 @@
+"""Tile sources over DICOM frames: each tile is one frame's stored bytes (pad byte removed).
+
+Frames are located once by ``frames.index_frames``; tiles are then handed out as file ranges
+(for kernel copies) or bytes, never decoded unless ``decoded()`` is asked for.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+from ..errors import InputError
+from ..model import Compression, FileRange, Frame
+
+#: One frame: (file descriptor, ((offset, length), ...)) or None for a tile with no frame.
+Entry = tuple[int, tuple[tuple[int, int], ...]] | None
+
+
+class DicomTileSource:
+    """Tiles of one level, possibly spread over several instances (concatenations, one
+    instance per optical path or focal plane). ``entries`` is indexed by
+    ``((c * nz + z) * ny + y) * nx + x``; a missing tile yields ``blank``."""
+
+    def __init__(
+        self,
+        entries: list[Entry],
+        grid: tuple[int, int],
+        planes: tuple[int, int],
+        *,
+        compression: Compression,
+        tile_shape: tuple[int, int, int],
+        dtype: str,
+        blank: bytes | None = None,
+        insert: bytes | None = None,
+        label: str = "frame",
+    ):
+        self.entries = entries
+        self.nx, self.ny = grid
+        self.nz, self.nc = planes
+        self.compression = compression
+        self.tile_shape = tile_shape  # rows, columns, samples
+        self.dtype = dtype
+        self.blank = blank
+        self.insert = insert  # a marker segment put after SOI (APP14 for unsignalled RGB)
+        self.label = label
+
+    def _entry(self, x: int, y: int, z: int, c: int) -> Entry:
+        return self.entries[((c * self.nz + z) * self.ny + y) * self.nx + x]
+
+    def missing(self) -> int:
+        return sum(1 for e in self.entries if e is None)
+
+    def encoded(self, x: int, y: int, z: int = 0, c: int = 0) -> bytes:
+        entry = self._entry(x, y, z, c)
+        if entry is None:
+            if self.blank is None:
+                raise InputError(f"{self.label} ({x}, {y}, z={z}, c={c}) is missing")
+            return self.blank
+        fd, ranges = entry
+        parts = []
+        for offset, length in ranges:
+            data = os.pread(fd, length, offset)
+            if len(data) != length:
+                raise InputError(
+                    f"{self.label} ({x}, {y}) is truncated: {length} bytes at {offset} expected",
+                    hint="the file was cut short; fetch it again",
+                )
+            parts.append(data)
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        if self.insert:
+            data = data[:2] + self.insert + data[2:]
+        return data
+
+    def encoded_size(self, x: int, y: int, z: int = 0, c: int = 0) -> int | None:
+        entry = self._entry(x, y, z, c)
+        if entry is None:
+            return len(self.blank) if self.blank is not None else None
+        return sum(length for _, length in entry[1]) + len(self.insert or b"")
+
+    def frame_parts(self, keys: Iterable[tuple[int, int, int, int]]) -> Iterator[Frame]:
+        for key in keys:
+            entry = self._entry(*key)
+            if entry is None:
+                yield (self.encoded(*key),)
+            else:
+                fd, ranges = entry
+                parts = [FileRange(fd, offset, length) for offset, length in ranges]
+                if self.insert:
+                    first = parts[0]
+                    parts[:1] = [
+                        FileRange(fd, first.offset, 2),
+                        self.insert,
+                        FileRange(fd, first.offset + 2, first.count - 2),
+                    ]
+                yield tuple(parts)
+
+    def decoded(self, x: int, y: int, z: int = 0, c: int = 0) -> np.ndarray:
+        data = self.encoded(x, y, z, c)
+        rows, cols, samples = self.tile_shape
+        if self.compression is Compression.NONE:
+            array = np.frombuffer(data, np.dtype(self.dtype).newbyteorder("<"))
+            return array.reshape(rows, cols, samples)
+        import imagecodecs
+
+        array = imagecodecs.imread(data)
+        return array.reshape(array.shape[0], array.shape[1], -1)

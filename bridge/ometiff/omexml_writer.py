@@ -1,0 +1,207 @@
+"""Build the OME-XML of a written OME-TIFF with ome-types (schema 2016-06).
+
+Two cases:
+
+* the slide carries an original OME-XML (it came from an OME-TIFF through DICOM): that document
+  is returned with only what describes *this* file changed — the root UUID and Creator, and each
+  Image's TiffData (IFD, PlaneCount, UUID/FileName);
+* otherwise a document is made from the model: one Image per pyramid and per associated image
+  (named ``label``, ``macro``, ``thumbnail``), Pixels with PhysicalSizeX/Y in µm (X from the
+  DICOM column spacing), Channels from the optical paths, AcquisitionDate, Instrument/Objective,
+  and in StructuredAnnotations the header of every source DICOM instance as DICOM JSON
+  (CommentAnnotation, namespace :data:`DICOM_JSON_NS`) plus a MapAnnotation of the identifiers
+  people search for (MAPPING.md 4.3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .. import __version__, tables
+from ..model import Image, ImageKind, Slide
+
+DICOM_JSON_NS = "urn:omedicom:dicom-json:1"
+DICOM_IDS_NS = "urn:omedicom:dicom-identifiers:1"
+CREATOR = f"omedicom {__version__}"
+
+
+def _ifd_layout(images: Sequence[Image]) -> dict[int, tuple[int, int]]:
+    """source_index -> (first main-chain IFD, number of planes), in writing order."""
+    layout = {}
+    ifd = 0
+    for image in images:
+        planes = image.size_z * image.size_c
+        layout[image.source_index] = (ifd, planes)
+        ifd += planes
+    return layout
+
+
+def build(slide: Slide, images: Sequence[Image], file_name: str, file_uuid: str) -> str:
+    import ome_types
+
+    layout = _ifd_layout(images)
+    if slide.carriers.ome_xml:
+        ome = ome_types.from_xml(slide.carriers.ome_xml, validate=False)
+        if len(ome.images) == len(images):
+            return _update_carried(ome, images, layout, file_name, file_uuid)
+    return ome_types.to_xml(_build_new(slide, images, layout, file_name, file_uuid))
+
+
+def _tiff_data(layout: tuple[int, int], file_name: str, file_uuid: str) -> Any:
+    from ome_types.model import TiffData
+
+    ifd, planes = layout
+    return TiffData(
+        ifd=ifd,
+        plane_count=planes,
+        uuid=TiffData.UUID(value=file_uuid, file_name=file_name),
+    )
+
+
+def _update_carried(
+    ome: Any, images: Sequence[Image], layout: dict, file_name: str, file_uuid: str
+) -> str:
+    import ome_types
+
+    ome.uuid = file_uuid
+    ome.creator = CREATOR
+    for index, ome_image in enumerate(ome.images):
+        if index in layout:
+            ome_image.pixels.tiff_data_blocks = [_tiff_data(layout[index], file_name, file_uuid)]
+    return ome_types.to_xml(ome)
+
+
+def _build_new(
+    slide: Slide, images: Sequence[Image], layout: dict, file_name: str, file_uuid: str
+) -> Any:
+    from ome_types.model import (
+        OME,
+        Channel,
+        CommentAnnotation,
+        Instrument,
+        Map,
+        MapAnnotation,
+        Objective,
+        ObjectiveSettings,
+        Pixels,
+        StructuredAnnotations,
+    )
+    from ome_types.model import Image as OmeImage
+
+    comments = []
+    maps = []
+    instruments = []
+    ome_images = []
+    kind_names = tables.table("associated_images")["kind_to_name"]
+    for n, image in enumerate(images):
+        samples = image.samples_per_pixel
+        size_c = image.size_c * samples
+        channels = []
+        for k, ch in enumerate(image.channels or ()):
+            entry: dict[str, Any] = {"id": f"Channel:{n}:{k}", "samples_per_pixel": samples}
+            if ch.name:
+                entry["name"] = ch.name
+            if ch.excitation_nm:
+                entry["excitation_wavelength"] = ch.excitation_nm
+            if ch.emission_nm:
+                entry["emission_wavelength"] = ch.emission_nm
+            if ch.color:
+                r, g, b, a = ch.color
+                entry["color"] = (r, g, b, a / 255)
+            channels.append(Channel(**entry))
+        if not channels:
+            channels = [Channel(id=f"Channel:{n}:0", samples_per_pixel=samples)]
+        pixels: dict[str, Any] = {
+            "id": f"Pixels:{n}",
+            "dimension_order": "XYZCT",
+            "type": image.dtype,
+            "size_x": image.size[0],
+            "size_y": image.size[1],
+            "size_z": image.size_z,
+            "size_c": size_c,
+            "size_t": 1,
+            "interleaved": samples > 1,
+            "big_endian": False,
+            "channels": channels,
+            "tiff_data_blocks": [_tiff_data(layout[image.source_index], file_name, file_uuid)],
+        }
+        if image.pixel_size_um and image.kind in (ImageKind.VOLUME, ImageKind.THUMBNAIL):
+            pixels["physical_size_x"] = image.pixel_size_um[0]
+            pixels["physical_size_y"] = image.pixel_size_um[1]
+        if image.kind is ImageKind.VOLUME:
+            name = image.name or slide.slide_id
+        else:
+            name = kind_names[image.kind.value]
+        entry = {"id": f"Image:{n}", "name": name, "pixels": Pixels(**pixels)}
+        if image.acquired:
+            entry["acquisition_date"] = image.acquired
+        if image.description:
+            entry["description"] = image.description
+        if image.objective and (
+            image.objective.magnification or image.objective.numerical_aperture
+        ):
+            objective_id = f"Objective:{len(instruments)}:0"
+            instruments.append(
+                Instrument(
+                    id=f"Instrument:{len(instruments)}",
+                    objectives=[
+                        Objective(
+                            id=objective_id,
+                            nominal_magnification=image.objective.magnification,
+                            lens_na=image.objective.numerical_aperture,
+                        )
+                    ],
+                )
+            )
+            entry["objective_settings"] = ObjectiveSettings(id=objective_id)
+        refs = []
+        for header in slide.carriers.dicom:
+            if header.image_index != image.source_index:
+                continue
+            aid = f"Annotation:{len(comments) + len(maps)}"
+            comments.append(
+                CommentAnnotation(
+                    id=aid,
+                    namespace=DICOM_JSON_NS,
+                    description=(
+                        f"SOPInstanceUID={header.sop_instance_uid} level={header.level} "
+                        f"TransferSyntaxUID={header.transfer_syntax}"
+                    ),
+                    value=header.json,
+                )
+            )
+            refs.append(aid)
+        if image.source_index == images[0].source_index and slide.carriers.dicom:
+            aid = f"Annotation:{len(comments) + len(maps)}"
+            maps.append(MapAnnotation(id=aid, namespace=DICOM_IDS_NS, value=Map(ms=_ids(slide))))
+            refs.append(aid)
+        if refs:
+            from ome_types.model import AnnotationRef
+
+            entry["annotation_refs"] = [AnnotationRef(id=r) for r in refs]
+        ome_images.append(OmeImage(**entry))
+    annotations = StructuredAnnotations(comment_annotations=comments, map_annotations=maps)
+    return OME(
+        uuid=file_uuid,
+        creator=CREATOR,
+        images=ome_images,
+        instruments=instruments,
+        structured_annotations=annotations,
+    )
+
+
+def _ids(slide: Slide) -> list[Any]:
+    """Identifiers people search by (may be PHI: they are the source's own values)."""
+    from ome_types.model import Map
+
+    patient = slide.patient
+    pairs = [
+        ("ContainerIdentifier", slide.slide_id),
+        ("PatientID", patient.id),
+        ("PatientName", patient.name),
+        ("StudyInstanceUID", patient.study_uid),
+        ("SeriesInstanceUID", patient.series_uid),
+        ("AccessionNumber", patient.accession_number),
+    ]
+    return [Map.M(k=k, value=v) for k, v in pairs if v]

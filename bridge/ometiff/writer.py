@@ -1,0 +1,226 @@
+"""Slide model -> OME-TIFF (OME-TIFF specification, schema 2016-06), tiles copied verbatim.
+
+Layout: BigTIFF; one OME Image per pyramid, then the associated images named ``label``,
+``macro`` and ``thumbnail`` (understood by QuPath, opentile and tifffile). Each pyramid's base
+level is a main-chain IFD whose lower levels sit in its SubIFDs (tag 330) with NewSubfileType 1
+("Sub-resolutions" in the OME-TIFF specification). The OME-XML, built with ome-types, goes into
+the first IFD's ImageDescription.
+
+Tiles: JPEG and JPEG 2000 frames are written as they are (the DICOM pad byte is already gone);
+shared JPEGTables that a source OME-TIFF had are split out again (recorded in the DICOM carrier),
+so the file does not grow. Native frames become uncompressed tiles. What TIFF cannot hold as it
+is (JPEG-LS, tiles whose size is not a multiple of 16) is decoded and written losslessly with
+Deflate, and the conversion says so.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+
+from .. import __version__
+from ..errors import UnsupportedError
+from ..model import Compression, Image, ImageKind, Level, Photometric, Slide, TiffLevelInfo
+from ..retile import retiled
+
+#: TIFF compression used for JPEG 2000 codestreams: 33005, Aperio's "JPEG 2000 RGB", which
+#: tifffile (imagecodecs) and Bio-Formats both read; the codestream carries its own colour
+#: transform, so the TIFF photometric is RGB (or MINISBLACK).
+TIFF_JPEG2000 = 33005
+RETILE = 256
+
+
+@dataclass
+class LevelPlan:
+    """How one level goes into TIFF: verbatim bytes, or decoded tiles re-encoded losslessly."""
+
+    level: Level
+    tile: tuple[int, int]  # (rows, columns)
+    options: dict[str, Any]
+    verbatim: bool
+    strip: bytes = b""  # bytes after SOI to take out of each JPEG frame (APP14 + tables)
+    notes: list[str] = field(default_factory=list)
+
+
+def _tiff_info(slide: Slide, image: Image, level: Level) -> TiffLevelInfo | None:
+    for info in slide.carriers.tiff:
+        if info.image_index == image.source_index and info.level == level.index:
+            return info
+    return None
+
+
+def plan_level(slide: Slide, image: Image, level: Level) -> LevelPlan:
+    """Decide codec, photometric and tiling of one level (raises for what cannot be written)."""
+    if level.issue:
+        raise UnsupportedError(level.issue, path=slide.source)
+    codec = level.codec
+    cols, rows = level.tile_size
+    mono = codec.samples_per_pixel == 1
+    photometric = "minisblack" if mono else "rgb"
+    aligned = cols % 16 == 0 and rows % 16 == 0
+    if codec.compression is Compression.JPEG and aligned:
+        options: dict[str, Any] = {"compression": "jpeg", "photometric": photometric}
+        if codec.photometric is Photometric.YCBCR:
+            options["subsampling"] = codec.subsampling
+        elif codec.photometric is Photometric.RGB:
+            options["compressionargs"] = {"outcolorspace": "RGB"}
+        info = _tiff_info(slide, image, level)
+        strip = b""
+        if info is not None:  # the source OME-TIFF's own way of storing these tiles
+            if info.jpeg_tables:
+                options["jpegtables"] = info.jpeg_tables
+            strip = (info.inserted_marker or b"") + (
+                info.jpeg_tables[2:-2] if info.jpeg_tables else b""
+            )
+        return LevelPlan(level, (rows, cols), options, True, strip)
+    if codec.compression is Compression.JPEG2000 and aligned:
+        return LevelPlan(
+            level, (rows, cols), {"compression": TIFF_JPEG2000, "photometric": photometric}, True
+        )
+    if codec.compression is Compression.NONE and aligned:
+        return LevelPlan(level, (rows, cols), {"photometric": photometric}, True)
+    if codec.compression in (Compression.JPEG, Compression.JPEG2000, Compression.JPEGLS,
+                             Compression.NONE):  # fmt: skip
+        size = min(RETILE, -(-max(level.size) // 16) * 16)
+        why = (
+            f"{codec.compression.value} cannot be stored in TIFF as it is"
+            if aligned
+            else f"{cols}×{rows} frames are not a multiple of 16"
+        )
+        note = (
+            f"image {image.source_index} level {level.index}: {why}; tiles decoded and "
+            f"written losslessly (Deflate, {size}×{size})"
+            if codec.compression is not Compression.NONE
+            else f"image {image.source_index} level {level.index}: {why}; re-tiled to "
+            f"{size}×{size} (bytes moved, no codec)"
+        )
+        options = {"photometric": photometric}
+        if codec.compression is not Compression.NONE:
+            options["compression"] = "zlib"
+        return LevelPlan(level, (size, size), options, False, notes=[note])
+    raise UnsupportedError(
+        f"{codec.compression.value} tiles cannot be written to OME-TIFF", path=slide.source
+    )
+
+
+def _verbatim_tiles(plan: LevelPlan, z: int, c: int) -> Iterator[bytes]:
+    level = plan.level
+    nx, ny = level.grid
+    strip = plan.strip
+    n = len(strip)
+    for y in range(ny):
+        for x in range(nx):
+            data = level.tiles.encoded(x, y, z, c)
+            if n and data[2 : 2 + n] == strip:
+                data = data[:2] + data[2 + n :]
+            yield data
+
+
+class OmeTiffWriter:
+    """Writes one slide as one OME-TIFF file."""
+
+    def __init__(self, slide: Slide, *, progress: Callable[[int], None] | None = None):
+        self.slide = slide
+        self.progress = progress
+        self.notes: list[str] = []
+        self.images = sorted(
+            slide.images, key=lambda i: (i.kind is not ImageKind.VOLUME, i.source_index)
+        )
+        self.plans = {
+            (image.source_index, level.index): plan_level(slide, image, level)
+            for image in self.images
+            for level in self._levels(image)
+        }
+        for plan in self.plans.values():
+            self.notes.extend(plan.notes)
+
+    @staticmethod
+    def _levels(image: Image) -> tuple[Level, ...]:
+        return image.levels if image.kind is ImageKind.VOLUME else image.levels[:1]
+
+    def frame_count(self) -> int:
+        total = 0
+        for image in self.images:
+            for level in self._levels(image):
+                plan = self.plans[(image.source_index, level.index)]
+                rows, cols = plan.tile
+                n = -(-level.size[0] // cols) * -(-level.size[1] // rows)
+                total += n * image.size_z * image.size_c
+        return total
+
+    def write(self, path: Path) -> None:
+        from . import omexml_writer
+
+        file_uuid = f"urn:uuid:{uuid.uuid4()}"
+        xml = omexml_writer.build(self.slide, self.images, path.name, file_uuid)
+        with tifffile.TiffWriter(path, bigtiff=True, ome=False) as tw:
+            first = True
+            for image in self.images:
+                levels = self._levels(image)
+                for level in levels:
+                    plan = self.plans[(image.source_index, level.index)]
+                    self._write_level(
+                        tw,
+                        image,
+                        plan,
+                        description=xml.encode("utf-8") if first else None,
+                        subifds=len(levels) - 1 if level.index == 0 and len(levels) > 1 else None,
+                    )
+                    first = False
+
+    def _write_level(
+        self,
+        tw: tifffile.TiffWriter,
+        image: Image,
+        plan: LevelPlan,
+        *,
+        description: bytes | None,
+        subifds: int | None,
+    ) -> None:
+        level = plan.level
+        dtype = np.dtype(image.dtype)
+        width, height = level.size
+        samples = level.codec.samples_per_pixel
+        planes = [(z, c) for c in range(image.size_c) for z in range(image.size_z)]
+        shape: tuple[int, ...] = (height, width, samples) if samples > 1 else (height, width)
+        if len(planes) > 1:
+            shape = (len(planes), *shape)
+
+        def tiles() -> Iterator[Any]:
+            for z, c in planes:
+                source = (
+                    _verbatim_tiles(plan, z, c)
+                    if plan.verbatim
+                    else retiled(plan.level, plan.tile, z, c, dtype)
+                )
+                for tile in source:
+                    if self.progress:
+                        self.progress(1)
+                    yield tile
+
+        options = dict(plan.options)
+        if image.icc_profile and samples == 3:
+            options["iccprofile"] = image.icc_profile
+        if image.pixel_size_um:
+            sx = image.pixel_size_um[0] * level.downsample[0]
+            sy = image.pixel_size_um[1] * level.downsample[1]
+            options["resolution"] = (1e4 / sx, 1e4 / sy)
+            options["resolutionunit"] = "CENTIMETER"
+        tw.write(
+            tiles(),
+            shape=shape,
+            dtype=dtype,
+            tile=plan.tile,
+            subifds=subifds,
+            subfiletype=1 if level.index > 0 else 0,
+            description=description,
+            metadata=None,
+            software=f"omedicom {__version__}",
+            **options,
+        )

@@ -42,8 +42,15 @@ def _pixel_data_position(path: str) -> tuple[bytes | None, int, int]:
         if "PixelData" not in ds:
             raise InputError("the instance has no Pixel Data", path=path)
         element = ds.get_item("PixelData")
-        position = element.file_tell  # type: ignore[union-attr]
-        length = 0xFFFFFFFF if element.is_undefined_length else -1
+        # a deferred element knows where its value starts (file_tell); a small one read
+        # whole is a RawDataElement (value_tell)
+        position = getattr(element, "file_tell", None)
+        if position is None:
+            position = element.value_tell  # type: ignore[union-attr]
+        undefined = getattr(element, "is_undefined_length", None)
+        if undefined is None:  # RawDataElement: the length field itself
+            undefined = element.length == 0xFFFFFFFF  # type: ignore[union-attr]
+        length = 0xFFFFFFFF if undefined else -1
         eot = ds.ExtendedOffsetTable if "ExtendedOffsetTable" in ds else None
     return eot, position, length
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import InputError, OutputError, UnsupportedError
 from .model import Patient, Slide
@@ -43,14 +44,16 @@ def sniff(path: Path) -> str:
     )
 
 
-def open_slide(path: str | os.PathLike[str], *, series: str | None = None) -> Slide:
+def open_slide(
+    path: str | os.PathLike[str], *, series: str | None = None, timepoint: int | None = None
+) -> Slide:
     """Read any supported source (OME-TIFF file, DICOM file or folder) into the slide model."""
     path = Path(path)
     kind = sniff(path)
     if kind == "ome-tiff":
         from .ometiff import reader
 
-        return reader.read(path)
+        return reader.read(path, timepoint=timepoint)
     from .dicom import reader as dicom_reader
 
     return dicom_reader.read(path, series=series)
@@ -147,48 +150,107 @@ def convert(
     patient: Patient | None = None,
     overwrite: bool = False,
     progress: Callable[[int, str], Callable[[int], None]] | None = None,
+    timepoint: int | None = None,
+    all_timepoints: bool = False,
+    codec: str | None = None,
+    lossy: int | None = None,
 ) -> Result:
     """Convert ``src`` to ``dst``. The direction comes from the source unless ``to`` says.
 
     ``progress(total, label)`` returns a callable that is called with each unit of work done.
+    ``codec``/``lossy`` choose how tiles the target cannot hold are re-encoded (DICOM).
     """
     src, dst = Path(src), Path(dst)
     source_kind = sniff(src)
     target = target_of(source_kind, dst, to)
     if target not in ("dicom", "ome-tiff"):
         raise UnsupportedError(f"unknown target format {target!r}", hint="use dicom or ome-tiff")
-    slide = open_slide(src, series=series)
+    options = _Options(slide_id, pixel_size_um, patient, codec, lossy)
+    if all_timepoints:
+        if target != "dicom":
+            raise UnsupportedError("--all-timepoints writes DICOM series; use --to dicom")
+        return _all_timepoints(src, dst, options, overwrite, progress)
+    slide = _open(src, series, timepoint, options)
     try:
-        if slide_id:
-            slide = dataclasses.replace(slide, slide_id=slide_id)
-        if patient is not None and patient != Patient():
-            slide = dataclasses.replace(slide, patient=patient)
         if target == "dicom":
-            return _to_dicom(slide, src, dst, pixel_size_um, overwrite, progress)
+            with staged_directory(dst, overwrite=overwrite) as tmp:
+                written, notes = _write_dicom(slide, src, tmp, options, progress)
+            files = tuple(dst / name for name in written[0])
+            return Result(dst, files, written[1], slide.warnings + notes)
         return _to_ome_tiff(slide, src, dst, overwrite, progress)
     finally:
         if slide.close:
             slide.close()
 
 
-def _to_dicom(slide, src, dst, pixel_size_um, overwrite, progress) -> Result:
+@dataclass(frozen=True)
+class _Options:
+    slide_id: str | None
+    pixel_size_um: tuple[float, float] | None
+    patient: Patient | None
+    codec: str | None
+    lossy: int | None
+
+
+def _open(src: Path, series: str | None, timepoint: int | None, options: _Options) -> Slide:
+    slide = open_slide(src, series=series, timepoint=timepoint)
+    if options.slide_id:
+        slide = dataclasses.replace(slide, slide_id=options.slide_id)
+    if options.patient is not None and options.patient != Patient():
+        slide = dataclasses.replace(slide, patient=options.patient)
+    return slide
+
+
+def _write_dicom(
+    slide: Slide, src: Path, out: Path, options: _Options, progress: Any
+) -> tuple[tuple[tuple[str, ...], int], tuple[str, ...]]:
+    from .codecs.transcode import Target
     from .dicom.writer import SlideWriter
 
-    writer = SlideWriter(slide, pixel_size_um=pixel_size_um)
+    writer = SlideWriter(
+        slide,
+        pixel_size_um=options.pixel_size_um,
+        target=Target(options.codec) if options.codec else None,
+        quality=options.lossy,
+    )
     writer.check()
     tick = progress(writer.frame_count(), f"{src.name} → DICOM") if progress else None
     writer.progress = tick
-    with staged_directory(dst, overwrite=overwrite) as tmp:
-        try:
-            written = writer.write(tmp)
-        except OSError as exc:
-            raise OutputError(
-                f"writing failed ({exc.strerror or exc}); nothing was kept", path=dst
-            ) from None
+    try:
+        written = writer.write(out)
+    except OSError as exc:
+        raise OutputError(f"writing failed ({exc.strerror or exc}); nothing was kept") from None
     if tick is not None and hasattr(tick, "close"):
         tick.close()
-    files = tuple(dst / w.path.name for w in written)
-    return Result(dst, files, sum(w.frames for w in written), slide.warnings)
+    names = tuple(w.path.name for w in written)
+    return (names, sum(w.frames for w in written)), tuple(writer.notes)
+
+
+def _all_timepoints(
+    src: Path, dst: Path, options: _Options, overwrite: bool, progress: Any
+) -> Result:
+    """One DICOM series per time point, in DST/t0, DST/t1, ... (new Series UIDs each)."""
+    probe = _open(src, None, None, options)
+    try:
+        count = max((i.time_points for i in probe.images), default=1)
+    finally:
+        if probe.close:
+            probe.close()
+    files: list[Path] = []
+    frames = 0
+    notes: tuple[str, ...] = ()
+    with staged_directory(dst, overwrite=overwrite) as tmp:
+        for t in range(count):
+            slide = _open(src, None, t, options)
+            try:
+                (tmp / f"t{t}").mkdir()
+                (names, n), notes = _write_dicom(slide, src, tmp / f"t{t}", options, progress)
+            finally:
+                if slide.close:
+                    slide.close()
+            files.extend(dst / f"t{t}" / name for name in names)
+            frames += n
+    return Result(dst, tuple(files), frames, notes)
 
 
 def _to_ome_tiff(slide, src, dst, overwrite, progress) -> Result:

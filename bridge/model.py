@@ -83,6 +83,8 @@ class Codec:
     little_endian: bool = True
     # JPEG process: the SOF marker's low byte (0xC0 baseline, 0xC1 extended, 0xC3 lossless).
     process: int | None = None
+    # Set when the tiles were decoded and re-encoded on the way: the target codec's name.
+    transcoded: str | None = None
     # Bytes inserted into each stream to make it say what it is (e.g. an Adobe APP14 marker for
     # unsignalled RGB JPEG). Recorded so a round trip can take them out again.
     inserted_marker: bytes | None = None
@@ -212,6 +214,8 @@ class Image:
     objective: Objective | None = None
     icc_profile: bytes | None = field(default=None, repr=False)
     source_index: int = 0
+    time_points: int = 1  # OME SizeT; DICOM WSI has no time axis
+    time_point: int | None = None  # the one converted, when chosen
 
     @property
     def size(self) -> tuple[int, int]:
@@ -241,23 +245,81 @@ class GraphicType(enum.Enum):
 class AnnotationGroup:
     """A group of annotations of one graphic type, stored as arrays (millions of points scale).
 
-    ``coordinates`` is an (N, 2) float64 array of level-0 pixel coordinates (x = column,
-    y = row, corner origin); ``offsets`` the start index (in points) of each annotation, so
-    annotation i is ``coordinates[offsets[i]:offsets[i+1]]``.
+    One DICOM Annotation Group Sequence item (PS3.3 C.37.1.2) / the OME ROIs that share a name,
+    shape kind, colour, TheZ and TheC (MAPPING.md 3.5).
+
+    ``coordinates`` is a (P, 2) float64 array of level-0 pixel coordinates (x = column,
+    y = row, corner origin: (0, 0) is the top-left corner of the top-left pixel, no half-pixel
+    shift); ``offsets`` the start index (in points) of each annotation, so annotation i is
+    ``coordinates[offsets[i]:offsets[i+1]]`` (the last one runs to the end). RECTANGLE and
+    ELLIPSE annotations have 4 points each (corners clockwise from top-left; major-axis then
+    minor-axis endpoints), POINT 1, POLYLINE >= 2, POLYGON >= 3 (not closed by repeating its
+    first point).
+
+    ``z`` is the 0-based focal plane (OME TheZ) and ``channel`` the 0-based channel / optical
+    path (OME TheC); ``None`` means all planes / all channels. Codes are
+    ``(value, scheme, meaning)``. ``uid`` is the Annotation Group UID (``None``: make one).
+    ``generation`` is MANUAL, SEMIAUTOMATIC or AUTOMATIC; ``algorithm`` identifies the
+    algorithm for the last two. ``objects`` gives for each annotation the source object it is a
+    part of (an OME ROI with several shapes, a GeoJSON Multi* geometry); ``None`` when each
+    annotation is an object of its own. ``provenance`` holds small key/value facts a round trip
+    needs that have no standard home (e.g. ``("ome:shape", "Line")``).
     """
+
+    @dataclass(frozen=True)
+    class Measurement:
+        """One measurement per annotation: a coded name, a UCUM unit and an (N,) float array
+        (NaN where an annotation has no value). PS3.3 C.37.1.2 Measurements Sequence."""
+
+        name: tuple[str, str, str]
+        unit: tuple[str, str, str]
+        values: np.ndarray = field(repr=False, compare=False)
+
+    @dataclass(frozen=True)
+    class Algorithm:
+        """Annotation Group Algorithm Identification Sequence (PS3.3 C.37.1.2, CID 7162)."""
+
+        name: str
+        version: str
+        family: tuple[str, str, str] = ("123109", "DCM", "Manual Processing")
 
     label: str
     graphic_type: GraphicType
-    coordinates: np.ndarray = field(repr=False)
-    offsets: np.ndarray = field(repr=False)
+    coordinates: np.ndarray = field(repr=False, compare=False)
+    offsets: np.ndarray = field(repr=False, compare=False)
     description: str | None = None
     color: tuple[int, int, int] | None = None
     z: int | None = None
-    channel: str | None = None
+    channel: int | None = None
     property_category: tuple[str, str, str] | None = None  # (value, scheme, meaning)
     property_type: tuple[str, str, str] | None = None
-    measurements: tuple[tuple[str, str, np.ndarray], ...] = ()  # (name, UCUM unit, values)
+    measurements: tuple[AnnotationGroup.Measurement, ...] = ()
     image_index: int = 0
+    uid: str | None = None
+    generation: str = "MANUAL"
+    algorithm: AnnotationGroup.Algorithm | None = None
+    objects: np.ndarray | None = field(default=None, repr=False, compare=False)
+    provenance: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def count(self) -> int:
+        """Number of annotations."""
+        return len(self.offsets)
+
+    def ends(self) -> np.ndarray:
+        """End index (exclusive, in points) of each annotation."""
+        import numpy as np
+
+        return np.append(self.offsets[1:], len(self.coordinates)).astype(np.int64)
+
+    def annotation(self, i: int) -> np.ndarray:
+        """The (n, 2) points of annotation ``i`` (a view)."""
+        end = self.offsets[i + 1] if i + 1 < len(self.offsets) else len(self.coordinates)
+        return self.coordinates[self.offsets[i] : end]
+
+    def fact(self, key: str) -> str | None:
+        """The provenance value for ``key``, or None."""
+        return next((v for k, v in self.provenance if k == key), None)
 
 
 @dataclass(frozen=True)

@@ -95,18 +95,24 @@ def test_no_physical_size_says_how_to_pass_one(tmp_path: Path) -> None:
     assert len(list(out.glob("*.dcm"))) == 3
 
 
-@pytest.mark.parametrize(
-    ("compression", "name"),
-    [("zlib", "ADOBE_DEFLATE"), ("lzw", "LZW"), ("zstd", "ZSTD")],
-)
-def test_codec_not_covered_is_named(tmp_path: Path, compression: str, name: str) -> None:
-    src = samples.write_tifffile(tmp_path / "c.ome.tif", size=(300, 200), compression=compression)
-    _assert_refused(src, tmp_path, 3, name, "JPEG and uncompressed")
+@pytest.mark.parametrize("dtype", ["int8", "int16", "float32"])
+def test_signed_and_float_samples_are_refused_clearly(tmp_path: Path, dtype: str) -> None:
+    import numpy as np
+
+    src = tmp_path / "signed.ome.tif"
+    data = (samples.tissue(64, 96)[..., 0].astype(np.int16) - 128).astype(dtype)
+    tifffile.imwrite(
+        src,
+        data,
+        tile=(32, 32),
+        metadata={"axes": "YX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5},
+    )
+    _assert_refused(src, tmp_path, 3, "unsigned integers only", "cannot be kept")
 
 
-def test_planar_separate_layout_is_named(corpus: Path, tmp_path: Path) -> None:
-    src = corpus / "ome-tiff" / "qupath__cells.ome.tif"
-    _assert_refused(src, tmp_path, 3, "PlanarConfiguration 2")
+def test_corpus_signed_file_is_refused(corpus: Path, tmp_path: Path) -> None:
+    src = corpus / "ome-tiff" / "viv__multi-channel.ome.tif"
+    _assert_refused(src, tmp_path, 3, "int samples (8-bit)", args=("--pixel-size", "1"))
 
 
 def test_existing_output_is_not_overwritten(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ one instance. Nothing is decoded: tiles are the frames' stored bytes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings as warnings_module
 from collections import defaultdict
@@ -275,14 +276,14 @@ def _image(
                 path_items[pid] = item
     if not channel_ids:
         channel_ids = ["1"]
-    n_z = max(int(ds.get("TotalPixelMatrixFocalPlanes", 1) or 1) for _, ds in group)
+    z_values = sorted({z for _, ds in by_size[sizes[0]] for z in _planes_um(ds)})
     levels = []
     headers = []
     where = f"image {index}"
     for li, size in enumerate(sizes):
         instances = by_size[size]
         level, level_headers = _level(
-            instances, li, size, sizes[0], channel_ids, n_z, index, fds, warnings, where
+            instances, li, size, sizes[0], channel_ids, z_values, index, fds, warnings, where
         )
         levels.append(level)
         headers.extend(level_headers)
@@ -302,7 +303,7 @@ def _image(
             photometric=levels[0].codec.photometric,
             levels=tuple(levels),
             channels=channels,
-            focal_planes_um=tuple(float(k) for k in range(n_z)),
+            focal_planes_um=tuple(z_values),
             pixel_size_um=spacing,
             origin_mm=_origin(base),
             orientation=_orientation(base),
@@ -320,10 +321,24 @@ def _channel(pid: str, item: Dataset | None) -> Channel:
     if item is None:
         return Channel(id=pid)
     wavelength = item.get("IlluminationWaveLength")
+    emission = item.get("ImagePathFilterPassThroughWavelength")
+    color = None
+    if "PaletteColorLookupTableSequence" in item:  # the LUT's last entry is the channel colour
+        lut = item.PaletteColorLookupTableSequence[0]
+        try:
+            last = [
+                int.from_bytes(bytes(lut[f"{k}PaletteColorLookupTableData"].value)[-2:], "little")
+                for k in ("Red", "Green", "Blue")
+            ]
+            color = (last[0] >> 8, last[1] >> 8, last[2] >> 8, 255)
+        except (KeyError, TypeError):
+            color = None
     return Channel(
         id=pid,
         name=_text(item, "OpticalPathDescription"),
         excitation_nm=float(wavelength) if wavelength not in (None, "") else None,
+        emission_nm=float(emission) if emission not in (None, "") else None,
+        color=color,  # type: ignore[arg-type]
     )
 
 
@@ -430,13 +445,29 @@ def _codec(ds: Dataset, first_frame: bytes | None) -> tuple[Codec, bytes | None,
     return codec, None, f"transfer syntax {UID(ts).name} is not supported"
 
 
+def _planes_um(ds: Dataset) -> list[float]:
+    """Z of each focal plane of an instance, µm: the origin's Z Offset (C.8.12.2) plus
+    Spacing Between Slices (mm, C.7.6.16.2.1) per plane, glass to coverslip."""
+    n = int(ds.get("TotalPixelMatrixFocalPlanes", 1) or 1)
+    z0 = 0.0
+    with contextlib.suppress(AttributeError, IndexError, TypeError, ValueError):
+        z0 = float(ds.TotalPixelMatrixOriginSequence[0].get("ZOffsetInSlideCoordinateSystem", 0))
+    step = 1.0
+    try:
+        measures = ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
+        step = float(measures.get("SpacingBetweenSlices", 0.001)) * 1000.0
+    except (AttributeError, IndexError, TypeError, ValueError):
+        pass
+    return [round(z0 + k * step, 6) for k in range(n)]
+
+
 def _level(
     instances: list[tuple[Path, Dataset]],
     li: int,
     size: tuple[int, int],
     size0: tuple[int, int],
     channel_ids: list[str],
-    n_z: int,
+    image_z: list[float],
     image_index: int,
     fds: dict[str, int],
     warnings: list[str],
@@ -447,6 +478,7 @@ def _level(
     spp = int(first_ds.SamplesPerPixel)
     nx, ny = -(-size[0] // cols), -(-size[1] // rows)
     n_c = len(channel_ids)
+    n_z = len(image_z)
     entries: list[Entry] = [None] * (nx * ny * n_z * n_c)
     headers = []
     compressed = 0
@@ -485,7 +517,9 @@ def _level(
         base = frame_offsets[group]
         frame_offsets[group] += n_frames
         local_paths = _paths_of(ds) or channel_ids[:1]
-        local_z = int(ds.get("TotalPixelMatrixFocalPlanes", 1) or 1)
+        local_planes = _planes_um(ds)
+        local_z = len(local_planes)
+        z_index = [min(range(n_z), key=lambda k, v=v: abs(image_z[k] - v)) for v in local_planes]
         organisation = str(ds.get("DimensionOrganizationType", ""))
         per_frame = ds.get("PerFrameFunctionalGroupsSequence")
         if organisation == "TILED_FULL" or (not per_frame and organisation != "TILED_SPARSE"):
@@ -496,7 +530,7 @@ def _level(
             for i, ranges in enumerate(index.ranges):
                 f = base + i
                 x, y = f % nx, (f // nx) % ny
-                z, c_local = (f // (nx * ny)) % local_z, f // (nx * ny * local_z)
+                z, c_local = z_index[(f // (nx * ny)) % local_z], f // (nx * ny * local_z)
                 if c_local >= len(local_paths):
                     raise MetadataError(
                         f"{where} level {li}: more frames than the tile grid holds", path=path
@@ -514,17 +548,6 @@ def _level(
                     "for each frame",
                     path=path,
                 )
-            z_values = sorted(
-                {
-                    float(
-                        getattr(
-                            fg.PlanePositionSlideSequence[0], "ZOffsetInSlideCoordinateSystem", 0
-                        )
-                        or 0
-                    )
-                    for fg in per_frame
-                }
-            )
             for i, (fg, ranges) in enumerate(zip(per_frame, index.ranges, strict=True)):
                 pos = fg.PlanePositionSlideSequence[0]
                 col = int(pos.ColumnPositionInTotalImagePixelMatrix)
@@ -541,7 +564,7 @@ def _level(
                         f"{where} level {li}: frame {i + 1} lies outside the image", path=path
                     )
                 zv = float(getattr(pos, "ZOffsetInSlideCoordinateSystem", 0) or 0)
-                z = z_values.index(zv) if len(z_values) <= n_z else 0
+                z = min(range(n_z), key=lambda k, v=zv: abs(image_z[k] - v))
                 pid = local_paths[0]
                 if "OpticalPathIdentificationSequence" in fg:
                     pid = str(fg.OpticalPathIdentificationSequence[0].OpticalPathIdentifier)

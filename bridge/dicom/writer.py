@@ -8,7 +8,8 @@ disk (see ``encaps.py``); compressed tiles are copied, never decoded.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import itertools
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,20 +18,24 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import (
+    HTJ2K,
     JPEG2000,
     UID,
     ExplicitVRLittleEndian,
+    HTJ2KLossless,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
     JPEGExtended12Bit,
     JPEGLossless,
     JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
     VLWholeSlideMicroscopyImageStorage,
     generate_uid,
 )
 
 from .. import __version__, tables
-from ..codecs import jpeg
+from ..codecs import jpeg, transcode
 from ..errors import InputError, MetadataError, UnsupportedError
 from ..model import Compression, Image, ImageKind, Level, Photometric, Slide
 from ..retile import retiled
@@ -103,7 +108,11 @@ def _transfer_syntax(level: Level) -> UID:
             "transfer syntax"
         )
     if codec.compression is Compression.JPEG2000:
+        if codec.transcoded == "htj2k":
+            return HTJ2KLossless if codec.lossless else HTJ2K
         return JPEG2000Lossless if codec.lossless else JPEG2000
+    if codec.compression is Compression.JPEGLS:
+        return JPEGLSLossless if codec.lossless else JPEGLSNearLossless
     raise UnsupportedError(f"{codec.compression.value} tiles cannot be copied into DICOM yet")
 
 
@@ -125,31 +134,81 @@ def _image_type(image: Image, level: Level) -> list[str]:
     return ["ORIGINAL", "PRIMARY", image.kind.value, "NONE"]
 
 
-def _keys(level: Level, size_z: int, size_c: int) -> Iterator[tuple[int, int, int, int]]:
+def _palette(item: Dataset, rgb: tuple[int, int, int], bits: int) -> None:
+    """Palette Color Lookup Table Sequence (C.8.12.5.1.4): black to the channel colour.
+
+    Entries: 256 for 8-bit data, 65536 (descriptor value 0) for 16-bit; 16-bit LUT values,
+    entry i of component k = round(i * k / (n - 1)) * 257.
+    """
+    n = 256 if bits == 8 else 65536
+    ramp = np.arange(n, dtype=np.float64) / (n - 1)
+    lut = Dataset()
+    descriptor = [n if n < 65536 else 0, 0, 16]
+    lut.RedPaletteColorLookupTableDescriptor = descriptor
+    lut.GreenPaletteColorLookupTableDescriptor = descriptor
+    lut.BluePaletteColorLookupTableDescriptor = descriptor
+    data = [(np.round(ramp * k) * 257).astype("<u2").tobytes() for k in rgb]
+    lut.RedPaletteColorLookupTableData = data[0]
+    lut.GreenPaletteColorLookupTableData = data[1]
+    lut.BluePaletteColorLookupTableData = data[2]
+    item.PaletteColorLookupTableSequence = [lut]
+
+
+def _keys(
+    level: Level, planes: Sequence[int], channels: Sequence[int]
+) -> Iterator[tuple[int, int, int, int]]:
     """Tile keys (x, y, z, c) in TILED_FULL order: x, then y, then focal plane, then optical
     path (PS3.3 C.7.6.17.3)."""
     nx, ny = level.grid
-    for c in range(size_c):
-        for z in range(size_z):
+    for c in channels:
+        for z in planes:
             for y in range(ny):
                 for x in range(nx):
                     yield (x, y, z, c)
 
 
-def _frames(level: Level, size_z: int, size_c: int) -> Iterator[encaps.Frame]:
+def _frames(level: Level, planes: Sequence[int], channels: Sequence[int]) -> Iterator[encaps.Frame]:
     """Each frame as parts, from the tile source's bulk reader when it has one."""
     bulk = getattr(level.tiles, "frame_parts", None)
     if bulk is not None:
-        yield from bulk(_keys(level, size_z, size_c))
+        yield from bulk(_keys(level, planes, channels))
         return
     encoded = level.tiles.encoded
-    for key in _keys(level, size_z, size_c):
+    for key in _keys(level, planes, channels):
         yield (encoded(*key),)
 
 
-def _frame_sizes(level: Level, size_z: int, size_c: int) -> Iterator[int | None]:
+def _frame_sizes(
+    level: Level, planes: Sequence[int], channels: Sequence[int]
+) -> Iterator[int | None]:
     size = level.tiles.encoded_size
-    return (size(*key) for key in _keys(level, size_z, size_c))
+    bound = level.tile_size[0] * level.tile_size[1] * level.codec.samples_per_pixel * 2
+    for key in _keys(level, planes, channels):
+        # unknown (re-encoded) sizes: lossless codecs stay well below twice the raw size
+        yield size(*key) or bound + 4096
+
+
+def _evenly_spaced(z: Sequence[float]) -> bool:
+    if len(z) < 3:
+        return True
+    steps = [b - a for a, b in itertools.pairwise(z)]
+    return max(steps) - min(steps) <= 1e-3 and min(steps) > 0
+
+
+@dataclass(frozen=True)
+class InstancePlan:
+    """One DICOM instance to write: a level (possibly re-encoded) and the focal planes and
+    optical paths (indices into the image's) its frames hold."""
+
+    name: str
+    image: Image
+    level: Level
+    planes: tuple[int, ...]
+    channels: tuple[int, ...]
+
+    @property
+    def frames(self) -> int:
+        return self.level.tile_count * len(self.planes) * len(self.channels)
 
 
 class SlideWriter:
@@ -166,6 +225,8 @@ class SlideWriter:
         pixel_size_um: tuple[float, float] | None = None,
         progress: Callable[[int], None] | None = None,
         identity: Identity | None = None,
+        target: transcode.Target | None = None,
+        quality: int | None = None,
     ):
         self.slide = slide
         self.pixel_size_override = pixel_size_um
@@ -180,16 +241,16 @@ class SlideWriter:
             now=datetime.now(UTC).astimezone(),
         )
         self._instance_number = 0
+        self._plans: list[InstancePlan] | None = None
+        self.target = target
+        self.quality = quality
+        self.notes: list[str] = []
 
     # -- planning ---------------------------------------------------------------------------
 
     def frame_count(self) -> int:
         """Number of frames all instances will hold (for progress reporting)."""
-        total = 0
-        for image in self.slide.images:
-            for level in self._levels(image):
-                total += level.tile_count * image.size_z * image.size_c
-        return total
+        return sum(plan.frames for plan in self.plan())
 
     @staticmethod
     def _levels(image: Image) -> tuple[Level, ...]:
@@ -209,30 +270,97 @@ class SlideWriter:
             "--pixel-size 0.25,0.26 for x,y)",
         )
 
+    def _prepare(self, image: Image, level: Level) -> Level:
+        """The level as it will be written: copied, or decoded and re-encoded where DICOM
+        cannot hold the tiles as they are (a TIFF-only codec or layout, or --codec/--lossy)."""
+        if level.issue:
+            raise UnsupportedError(level.issue, path=self.slide.source)
+        codec = level.codec
+        holdable = (
+            not getattr(level.tiles, "decode_only", False)
+            and (
+                (codec.compression is Compression.JPEG and codec.bits == 8)
+                or codec.compression is Compression.JPEG2000
+                or (codec.compression is Compression.NONE and codec.bits in (8, 16))
+            )
+            and codec.photometric is not Photometric.PALETTE
+        )
+        if holdable and self.target is None and self.quality is None:
+            return level
+        target = self.target or transcode.default_target(codec.bits)
+        if target is transcode.Target.JPEG and codec.bits != 8:
+            raise UnsupportedError(
+                f"image {image.source_index}: JPEG holds 8-bit samples only, these are "
+                f"{codec.bits}-bit",
+                path=self.slide.source,
+                hint="use --codec jpegls, jpeg2000, htj2k or native",
+            )
+        if holdable and target is transcode.Target.NATIVE and codec.compression is Compression.NONE:
+            return level
+        prepared = transcode.transcoded(level, target, self.quality)
+        note = (
+            f"image {image.source_index} level {level.index}: {codec.compression.value} tiles "
+            f"decoded and re-encoded as {target.value}"
+            + (" (lossy, quality {self.quality})" if self.quality is not None else " (lossless)")
+        )
+        if note not in self.notes:
+            self.notes.append(note)
+        return prepared
+
+    def plan(self) -> list[InstancePlan]:
+        """Every instance to write, in order (cached)."""
+        if self._plans is not None:
+            return self._plans
+        plans: list[InstancePlan] = []
+        volumes = [i for i in self.slide.images if i.kind is ImageKind.VOLUME]
+        for image in self.slide.images:
+            prefix = f"image{image.source_index}-" if len(volumes) > 1 else ""
+            if image.kind is not ImageKind.VOLUME:
+                kind_name = tables.table("associated_images")["kind_to_name"]
+                prefix += kind_name[image.kind.value]
+            even = _evenly_spaced(image.focal_planes_um)
+            plane_groups = (
+                [tuple(range(image.size_z))] if even else [(z,) for z in range(image.size_z)]
+            )
+            # IDC layout for multiplexed fluorescence: one instance per channel and level
+            separate = image.samples_per_pixel == 1 and image.size_c > 1
+            channel_groups = (
+                [(c,) for c in range(image.size_c)] if separate else [tuple(range(image.size_c))]
+            )
+            for level in self._levels(image):
+                prepared = self._prepare(image, level)
+                for channels in channel_groups:
+                    for planes in plane_groups:
+                        name = (
+                            prefix
+                            if image.kind is not ImageKind.VOLUME
+                            else f"{prefix}level{level.index}"
+                        )
+                        if separate:
+                            name += f"-c{channels[0] + 1}"
+                        if not even:
+                            name += f"-z{planes[0] + 1}"
+                        plans.append(InstancePlan(f"{name}.dcm", image, prepared, planes, channels))
+        self._plans = plans
+        return plans
+
     def check(self) -> None:
         """Fail before anything is written if the slide cannot be converted."""
         for image in self.slide.images:
-            if image.size_c > 1 or image.size_z > 1:
+            if image.time_points > 1 and image.time_point is None:
                 raise UnsupportedError(
                     f"image {image.source_index} ({image.name or 'unnamed'}) has "
-                    f"{image.size_c} channels and {image.size_z} focal planes; this version "
-                    "converts single-plane brightfield and greyscale images only",
+                    f"{image.time_points} time points, and DICOM whole-slide images have no time "
+                    "axis",
                     path=self.slide.source,
-                    hint="multi-channel fluorescence and z-stacks are planned; convert one "
-                    "channel at a time meanwhile",
+                    hint="choose one with --timepoint N (0-based), or write one series per time "
+                    "point with --all-timepoints",
                 )
             if image.kind is ImageKind.VOLUME:
                 self.pixel_size(image)
-            for level in self._levels(image):
-                if level.issue:
-                    raise UnsupportedError(
-                        level.issue,
-                        path=self.slide.source,
-                        hint="DICOM cannot hold this as it is and transcoding is not built yet; "
-                        "re-save the OME-TIFF with interleaved 8-bit JPEG or uncompressed tiles",
-                    )
-                _photometric_name(level)
-                _transfer_syntax(level)
+        for plan in self.plan():
+            _photometric_name(plan.level)
+            _transfer_syntax(plan.level)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -241,58 +369,62 @@ class SlideWriter:
         written: list[WrittenInstance] = []
         volumes = [i for i in self.slide.images if i.kind is ImageKind.VOLUME]
         reference = volumes[0] if volumes else None
-        for image in self.slide.images:
-            pyramid_uid = generate_uid() if image.kind is ImageKind.VOLUME else None
-            prefix = f"image{image.source_index}-" if len(volumes) > 1 else ""
-            for level in self._levels(image):
-                if image.kind is ImageKind.VOLUME:
-                    name = f"{prefix}level{level.index}.dcm"
-                else:
-                    kind_name = tables.table("associated_images")["kind_to_name"]
-                    name = f"{prefix}{kind_name[image.kind.value]}.dcm"
-                written.append(
-                    self._write_instance(out_dir / name, image, level, pyramid_uid, reference)
-                )
+        pyramid_uids = {
+            i.source_index: generate_uid() for i in self.slide.images if i.kind is ImageKind.VOLUME
+        }
+        for plan in self.plan():
+            uid = pyramid_uids.get(plan.image.source_index)
+            written.append(self._write_instance(out_dir / plan.name, plan, uid, reference))
         return written
 
-    def _carried(self, image: Image, level: Level, tsuid: UID) -> Dataset | None:
+    def _carried(self, plan: InstancePlan, tsuid: UID) -> Dataset | None:
         """The source instance's own header when this level came from DICOM through an
         OME-TIFF and its frames can be written back as they were: same transfer syntax, and the
         same tiling (native frames can be re-tiled back)."""
+        image, level = plan.image, plan.level
         for header in self.slide.carriers.dicom:
             if header.image_index != image.source_index or header.level != level.index:
                 continue
             if header.transfer_syntax != str(tsuid):
-                return None
+                continue
             dataset = carrier.dataset_from_json(header.json)
+            paths = [
+                str(i.get("OpticalPathIdentifier", ""))
+                for i in dataset.get("OpticalPathSequence", [])
+            ]
+            wanted = [
+                image.channels[c].id if c < len(image.channels) else "" for c in plan.channels
+            ]
+            if len(image.channels) > 1 and paths != wanted:
+                continue
             tile = (int(dataset.get("Columns", 0)), int(dataset.get("Rows", 0)))
             if tile != level.tile_size and level.codec.compression is not Compression.NONE:
                 return None
             nx = -(-level.size[0] // tile[0])
             ny = -(-level.size[1] // tile[1])
-            if int(dataset.get("NumberOfFrames", 1)) != nx * ny * image.size_z * image.size_c:
-                return None
+            n = nx * ny * len(plan.planes) * len(plan.channels)
+            if int(dataset.get("NumberOfFrames", 1)) != n:
+                continue
             return dataset
         return None
 
     def _write_instance(
         self,
         path: Path,
-        image: Image,
-        level: Level,
+        plan: InstancePlan,
         pyramid_uid: str | None,
         reference: Image | None,
     ) -> WrittenInstance:
-        size_z, size_c = image.size_z, image.size_c
+        image, level = plan.image, plan.level
         tsuid = _transfer_syntax(level)
-        dataset = self._carried(image, level, tsuid)
+        dataset = self._carried(plan, tsuid)
         tile = level.tile_size
         if dataset is not None:
             tile = (int(dataset.Columns), int(dataset.Rows))
             n_frames = int(dataset.get("NumberOfFrames", 1))
         else:
-            n_frames = level.tile_count * size_z * size_c
-            dataset = self._dataset(image, level, pyramid_uid, reference, n_frames)
+            n_frames = plan.frames
+            dataset = self._dataset(plan, pyramid_uid, reference, n_frames)
             self._lossy(dataset, level)
             info = next(
                 (
@@ -309,7 +441,7 @@ class SlideWriter:
         dataset.file_meta.TransferSyntaxUID = tsuid
         dataset.file_meta.ImplementationVersionName = f"OMEDICOM_{__version__}"[:16]
         try:
-            self._write_file(path, dataset, level, tsuid, image, tile, n_frames)
+            self._write_file(path, dataset, plan, tsuid, tile, n_frames)
         except EOFError as exc:  # a file range ended early: the source shrank or is damaged
             raise InputError(
                 f"tile data is truncated ({exc})",
@@ -324,30 +456,29 @@ class SlideWriter:
         self,
         path: Path,
         dataset: Dataset,
-        level: Level,
+        plan: InstancePlan,
         tsuid: UID,
-        image: Image,
         tile: tuple[int, int],
         n_frames: int,
     ) -> None:
-        size_z, size_c = image.size_z, image.size_c
+        level, planes, channels = plan.level, plan.planes, plan.channels
         with open(path, "xb") as fh:
             dcmwrite(fh, dataset, enforce_file_format=True)
             if tsuid.is_compressed:
-                frames = _frames(level, size_z, size_c)
-                extended = encaps.needs_extended_offsets(_frame_sizes(level, size_z, size_c))
+                frames = _frames(level, planes, channels)
+                extended = encaps.needs_extended_offsets(_frame_sizes(level, planes, channels))
                 encaps.write_encapsulated(
                     fh, frames, n_frames, extended=extended, progress=self.progress
                 )
                 return
             if tile == level.tile_size:
-                frames = _frames(level, size_z, size_c)
+                frames = _frames(level, planes, channels)
             else:  # native frames re-tiled to the carried Rows x Columns: bytes moved only
-                dtype = np.dtype(image.dtype).newbyteorder("<")
+                dtype = np.dtype(plan.image.dtype).newbyteorder("<")
                 frames = (
                     (array.astype(dtype, copy=False).tobytes(),)
-                    for c in range(size_c)
-                    for z in range(size_z)
+                    for c in channels
+                    for z in planes
                     for array in retiled(level, (tile[1], tile[0]), z, c, dtype)
                 )
             codec = level.codec
@@ -372,17 +503,20 @@ class SlideWriter:
             width, height = level.size
             raw = width * height * codec.samples_per_pixel * (codec.bits // 8)
             dataset.LossyImageCompressionRatio = [ds(raw / level.compressed_bytes)]
-            method = "ISO_15444_1" if codec.compression is Compression.JPEG2000 else "ISO_10918_1"
+            method = {
+                Compression.JPEG2000: "ISO_15444_1",
+                Compression.JPEGLS: "ISO_14495_1",
+            }.get(codec.compression, "ISO_10918_1")
             dataset.LossyImageCompressionMethod = [method]
 
     def _dataset(
         self,
-        image: Image,
-        level: Level,
+        plan: InstancePlan,
         pyramid_uid: str | None,
         reference: Image | None,
         n_frames: int,
     ) -> Dataset:
+        image, level = plan.image, plan.level
         ident = self.identity
         patient = self.slide.patient
         self._instance_number += 1
@@ -458,7 +592,7 @@ class SlideWriter:
         width, height = level.size
         d.TotalPixelMatrixColumns = width
         d.TotalPixelMatrixRows = height
-        d.TotalPixelMatrixFocalPlanes = image.size_z
+        d.TotalPixelMatrixFocalPlanes = len(plan.planes)
         spacing = self._level_spacing_mm(image, level, reference)
         if spacing is not None:
             _sx, _sy = spacing
@@ -466,7 +600,8 @@ class SlideWriter:
             extent = self._extent_mm(ref, reference)
             d.ImagedVolumeWidth = extent[0]
             d.ImagedVolumeHeight = extent[1]
-            d.ImagedVolumeDepth = DEFAULT_DEPTH_UM
+            z = image.focal_planes_um
+            d.ImagedVolumeDepth = float(max(z) - min(z) + DEFAULT_DEPTH_UM)
             origin, orientation = self._placement(ref, extent)
         else:
             # Labels and overviews are not in the slide frame of the pyramid; the module still
@@ -475,6 +610,8 @@ class SlideWriter:
         origin_item = Dataset()
         origin_item.XOffsetInSlideCoordinateSystem = ds(origin[0])
         origin_item.YOffsetInSlideCoordinateSystem = ds(origin[1])
+        if image.size_z > 1:  # µm, the first (glass-side) plane of this instance (C.8.12.2)
+            origin_item.ZOffsetInSlideCoordinateSystem = ds(image.focal_planes_um[plan.planes[0]])
         d.TotalPixelMatrixOriginSequence = [origin_item]
         d.ImageOrientationSlide = [ds(v) for v in orientation]
 
@@ -483,13 +620,17 @@ class SlideWriter:
         if spacing is not None:
             measures.PixelSpacing = [ds(spacing[1]), ds(spacing[0])]  # [row (Y), column (X)]
             measures.SliceThickness = ds(DEFAULT_DEPTH_UM / 1000.0)
+            if len(plan.planes) > 1:
+                z = image.focal_planes_um
+                step = (z[plan.planes[-1]] - z[plan.planes[0]]) / (len(plan.planes) - 1)
+                measures.SpacingBetweenSlices = ds(step / 1000.0)  # mm
         shared.PixelMeasuresSequence = [measures]
         frame_type = Dataset()
         frame_type.FrameType = image_type
         shared.WholeSlideMicroscopyImageFrameTypeSequence = [frame_type]
         d.SharedFunctionalGroupsSequence = [shared]
 
-        self._optical_paths(d, image)
+        self._optical_paths(d, image, plan.channels, level)
         self._specimen(d)
         d.AcquisitionContextSequence = []
         if image.kind is ImageKind.LABEL:
@@ -538,11 +679,24 @@ class SlideWriter:
 
     # -- optical path and specimen -------------------------------------------------------------
 
-    def _optical_paths(self, d: Dataset, image: Image) -> None:
-        """Optical Path module (C.8.12.5): one path per channel; brightfield by default."""
+    def _optical_paths(
+        self, d: Dataset, image: Image, indices: Sequence[int], level: Level
+    ) -> None:
+        """Optical Path module (C.8.12.5): one item per channel this instance holds.
+
+        Identifier: the channel's position in the image (1-based), so paths keep their order
+        across the per-channel instances. Illumination from OME IlluminationType and
+        ContrastMethod (CID 8123; epifluorescence by default for multi-channel greyscale,
+        brightfield otherwise); Illumination Wave Length from the excitation wavelength,
+        Light/Image Path Filter Pass-Through from excitation/emission (nm, US). A greyscale
+        channel with an OME Color gets a Palette Color Lookup Table, and then an ICC profile
+        (required with a palette, MAPPING.md Corrections 1).
+        """
         channels = image.channels or ()
+        mono = level.codec.samples_per_pixel == 1
+        fluorescence = mono and image.size_c > 1
         items = []
-        for index in range(image.size_c):
+        for index in indices:
             channel = channels[index] if index < len(channels) else None
             item = Dataset()
             item.OpticalPathIdentifier = str(index + 1)
@@ -554,14 +708,18 @@ class SlideWriter:
                 if found and all(found[0] != i.CodeValue for i in illumination):
                     illumination.append(code_item(found))
             if not illumination:
-                illumination = [code_item(tables.code("illumination_type", "Brightfield"))]
+                default = "Epifluorescence" if fluorescence else "Brightfield"
+                illumination = [code_item(tables.code("illumination_type", default))]
             item.IlluminationTypeCodeSequence = illumination
             if channel and channel.excitation_nm:
                 item.IlluminationWaveLength = float(channel.excitation_nm)
+                item.LightPathFilterPassThroughWavelength = round(channel.excitation_nm)
             else:
                 item.IlluminationColorCodeSequence = [
                     code_item(tables.code("illumination_color", "full_spectrum"))
                 ]
+            if channel and channel.emission_nm:
+                item.ImagePathFilterPassThroughWavelength = round(channel.emission_nm)
             objective = image.objective
             if objective:
                 if objective.magnification:
@@ -571,8 +729,15 @@ class SlideWriter:
                 lens = tables.code("lenses", objective.immersion) if objective.immersion else None
                 if lens:
                     item.LensesCodeSequence = [code_item(lens)]
-            if image.photometric is not Photometric.MONOCHROME:
-                item.ICCProfile = image.icc_profile or srgb_profile()
+            palette = mono and channel is not None and channel.color is not None
+            if palette and channel.color[:3] != (255, 255, 255):
+                _palette(item, channel.color[:3], level.codec.bits)
+            else:
+                palette = False
+            if not mono or palette:
+                item.ICCProfile = (
+                    image.icc_profile if not mono and image.icc_profile else srgb_profile()
+                )
             items.append(item)
         d.NumberOfOpticalPaths = len(items)
         d.OpticalPathSequence = items

@@ -129,6 +129,9 @@ def _build_new(
         if image.pixel_size_um and image.kind in (ImageKind.VOLUME, ImageKind.THUMBNAIL):
             pixels["physical_size_x"] = image.pixel_size_um[0]
             pixels["physical_size_y"] = image.pixel_size_um[1]
+        z = image.focal_planes_um
+        if len(z) > 1:  # OME has one step for all planes: the mean (planes are written in order)
+            pixels["physical_size_z"] = (z[-1] - z[0]) / (len(z) - 1)
         if image.kind is ImageKind.VOLUME:
             name = image.name or slide.slide_id
         else:

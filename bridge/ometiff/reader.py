@@ -38,7 +38,13 @@ from ..model import (
     TiffLevelInfo,
 )
 from . import omexml
-from .tiles import ArrayTileSource, PageTiles, RawFile, StripRetileSource, TiffTileSource
+from .tiles import (
+    DecodingSource,
+    PageTiles,
+    RawFile,
+    StripRetileSource,
+    TiffTileSource,
+)
 
 #: TIFF Compression tag values -> model codec (TIFF 6.0; tifffile.COMPRESSION).
 _COMPRESSION = {
@@ -71,7 +77,7 @@ def _stem(path: Path) -> str:
     return path.stem
 
 
-def read(path: str | os.PathLike[str]) -> Slide:
+def read(path: str | os.PathLike[str], *, timepoint: int | None = None) -> Slide:
     """Open an OME-TIFF and describe it as a :class:`Slide` (tiles are read lazily).
 
     Raises :class:`InputError` for files that are not (OME-)TIFF, are truncated or whose OME-XML
@@ -100,7 +106,7 @@ def read(path: str | os.PathLike[str]) -> Slide:
                     path=path,
                     hint="the file was cut short or corrupted; fetch or export it again",
                 )
-            slide = _read(path, tf, raw)
+            slide = _read(path, tf, raw, timepoint)
         except Exception:
             raw.close()
             tf.close()
@@ -131,7 +137,7 @@ class _TiffLog(logging.Handler):
         self._logger.propagate = self._propagate
 
 
-def _read(path: Path, tf: tifffile.TiffFile, raw: RawFile) -> Slide:
+def _read(path: Path, tf: tifffile.TiffFile, raw: RawFile, timepoint: int | None) -> Slide:
     xml = tf.pages.first.description if len(tf.pages) else ""
     if not xml or ("<OME" not in xml[:4096] and ":OME" not in xml[:4096]):
         raise InputError(
@@ -144,7 +150,7 @@ def _read(path: Path, tf: tifffile.TiffFile, raw: RawFile) -> Slide:
     images = []
     warnings: list[str] = []
     for index, ome_image in enumerate(ome.images):
-        image = _read_image(path, tf, raw, ome, ome_image, index, warnings)
+        image = _read_image(path, tf, raw, ome, ome_image, index, warnings, timepoint)
         if image is not None:
             images.append(image)
     if not images:
@@ -355,6 +361,7 @@ def _read_image(
     ome_image: omexml.Image,
     index: int,
     warnings: list[str],
+    timepoint: int | None = None,
 ) -> Image | None:
     pixels = ome_image.pixels
     channels = tuple(_channel(ch) for ch in pixels.channels)
@@ -367,12 +374,17 @@ def _read_image(
     where = f"image {index} ({ome_image.name or ome_image.id})"
 
     # Planes used: the first time point (time series are an issue of their own).
-    if sizes["T"] > 1:
-        warnings.append(f"{where}: only the first of {sizes['T']} time points is converted")
+    t = timepoint or 0
+    if timepoint is not None and not 0 <= timepoint < sizes["T"]:
+        raise InputError(
+            f"{where} has {sizes['T']} time point(s); --timepoint {timepoint} is out of range",
+            path=path,
+            hint=f"time points are numbered 0 to {sizes['T'] - 1}",
+        )
     plane_pages: dict[tuple[int, int], tifffile.TiffPage] = {}
     for z in range(sizes["Z"]):
         for c in range(sizes["C"]):
-            page = tf.pages[ifds[(z, c, 0)]]
+            page = tf.pages[ifds[(z, c, t)]]
             if not isinstance(page, tifffile.TiffPage):
                 page = page.aspage()
             plane_pages[(z, c)] = page
@@ -435,6 +447,19 @@ def _read_image(
         dz = tables.length_to_um(*pixels.physical_size_z, what="PhysicalSizeZ")
         z_um = tuple(k * dz for k in range(sizes["Z"]))
 
+    if any(p.colormap is not None for p in plane_pages.values()):
+        # palette pages: the indices are the data, the palette is the channel's colour
+        coloured = []
+        for c, channel in enumerate(channels[: sizes["C"]]):
+            colormap = plane_pages[(0, c)].colormap
+            if channel.color is None and colormap is not None:
+                top = np.asarray(colormap)[:, -1]
+                rgb = tuple(
+                    int(v) >> 8 if int(np.asarray(colormap).max()) > 255 else int(v) for v in top
+                )
+                channel = dataclasses.replace(channel, color=(*rgb, 255))
+            coloured.append(channel)
+        channels = (*coloured, *channels[sizes["C"] :])
     return Image(
         kind=kind,
         name=ome_image.name,
@@ -450,6 +475,8 @@ def _read_image(
         objective=_objective(ome, ome_image),
         icc_profile=first.iccprofile,
         source_index=index,
+        time_points=sizes["T"],
+        time_point=timepoint,
     )
 
 
@@ -501,41 +528,61 @@ def _check_counts(path: Path, raw: RawFile, page: tifffile.TiffPage, what: str) 
 
 
 def _level_issue(page: tifffile.TiffPage, compression: Compression, what: str) -> str | None:
-    """Why a level cannot be copied into DICOM by this version, or None."""
+    """Why a level cannot be stored in DICOM WSI at all, or None.
+
+    DICOM WSI pixels are unsigned 8- or 16-bit integers, MONOCHROME2 needing Rescale Intercept
+    0 and Slope 1 (PS3.3 C.8.12.4, MAPPING.md Corrections 2): signed or floating-point samples
+    cannot be stored without changing their values, so they are refused rather than shifted.
+    """
     spp, bits = page.samplesperpixel, page.bitspersample
-    if page.planarconfig == 2 and spp > 1:
-        return (
-            f"{what} stores its {spp} colour samples in separate planes (PlanarConfiguration 2); "
-            "this layout is not supported yet"
-        )
-    if int(page.photometric) == 3:
-        return f"{what} is a palette-colour image; palette images are not supported yet"
-    if int(page.photometric) not in (1, 2, 6):
+    if int(page.photometric) not in (0, 1, 2, 3, 6):
         name = _enum_name(tifffile.PHOTOMETRIC, int(page.photometric))
         return f"{what} has TIFF photometric interpretation {name}, which is not supported"
+    if int(page.photometric) == 0:
+        return f"{what} is MINISWHITE (0 = white), which DICOM WSI cannot state; not supported"
     kind = _enum_name(tifffile.SAMPLEFORMAT, page.sampleformat).lower()
-    if page.sampleformat != 1 or bits not in (8, 16):
+    if page.sampleformat != 1:
         return (
-            f"{what} has {bits}-bit {kind} samples; only unsigned 8- and 16-bit images are "
-            "supported in this version"
+            f"{what} has {kind} samples ({bits}-bit); DICOM whole-slide images hold unsigned "
+            "integers only (Pixel Representation 0, Rescale Intercept 0), so the values "
+            "cannot be kept"
         )
-    if bits == 16 and not (compression is Compression.NONE and spp == 1):
-        return (
-            f"{what} has 16-bit samples in {compression.value} tiles; only uncompressed "
-            "16-bit greyscale is supported in this version"
-        )
-    if int(page.compression) == 33003:
-        return (
-            f"{what} holds Aperio YCbCr JPEG 2000 (TIFF compression 33003), whose colour "
-            "space DICOM cannot state; this is not supported yet"
-        )
-    if compression not in (Compression.JPEG, Compression.JPEG2000, Compression.NONE):
+    if bits not in (8, 16):
+        return f"{what} has {bits}-bit samples; only 8- and 16-bit images can be converted"
+    if spp not in (1, 3):
+        return f"{what} has {spp} samples per pixel; only 1 or 3 can be converted"
+    if compression is Compression.OTHER:
         value = int(page.compression)
         return (
             f"{what} is compressed with {_enum_name(tifffile.COMPRESSION, value)} (TIFF "
-            f"compression {value}); this version converts JPEG and uncompressed tiles only"
+            f"compression {value}), which this version cannot decode"
         )
     return None
+
+
+def _copyable(page: tifffile.TiffPage, compression: Compression) -> bool:
+    """Whether the stored tiles can go into DICOM as they are (else: decode, re-encode)."""
+    spp, bits = page.samplesperpixel, page.bitspersample
+    if (page.planarconfig == 2 and spp > 1) or int(page.photometric) == 3:
+        return False
+    if compression is Compression.JPEG:
+        return bits == 8 and (page.is_tiled or len(page.dataoffsets) == 1)
+    if compression is Compression.JPEG2000:
+        return page.is_tiled and int(page.compression) != 33003
+    return compression is Compression.NONE
+
+
+def _decode_reason(page: tifffile.TiffPage, compression: Compression, what: str) -> str:
+    value = int(page.compression)
+    if page.planarconfig == 2 and page.samplesperpixel > 1:
+        layout = "colour samples in separate planes (PlanarConfiguration 2)"
+    elif int(page.photometric) == 3:
+        layout = "palette indices (stored as greyscale, the palette as the channel colour)"
+    elif not page.is_tiled and compression is not Compression.NONE:
+        layout = f"{_enum_name(tifffile.COMPRESSION, value)} strips"
+    else:
+        layout = f"{_enum_name(tifffile.COMPRESSION, value)} tiles (TIFF compression {value})"
+    return f"{what}: {layout}; DICOM cannot hold them as they are, so they are decoded"
 
 
 _PHOTOMETRIC = {1: Photometric.MONOCHROME, 2: Photometric.RGB, 6: Photometric.YCBCR}
@@ -583,19 +630,29 @@ def _read_level(
         little_endian=page.parent.byteorder == "<",
     )
 
-    if (
-        issue is None
-        and compression is Compression.JPEG
-        and not tiled
-        and len(page.dataoffsets) > 1
-    ):
-        if kind is ImageKind.VOLUME or len(pages) != 1:
-            issue = (
-                f"{what} is striped JPEG ({len(page.dataoffsets)} strips); pyramid levels "
-                "must be tiled to be copied verbatim"
-            )
+    if issue is None and not _copyable(page, compression):
+        # Decode once with tifffile; the target re-encodes losslessly (and says so).
+        if tiled and tile_size[0] % 16 == 0 and tile_size[1] % 16 == 0:
+            out_tile = tile_size
+        elif retile is not None:
+            out_tile = retile
+        elif size[0] <= _SINGLE_TILE_MAX and size[1] <= _SINGLE_TILE_MAX:
+            out_tile = (-(-size[0] // 16) * 16, -(-size[1] // 16) * 16)
         else:
-            return _decoded_level(pages, size, downsample, what, warnings, compressed_bytes)
+            out_tile = (_RETILE, _RETILE)
+        warnings.append(_decode_reason(page, compression, what))
+        photometric = tiff_photometric
+        if photometric in (Photometric.PALETTE,):
+            photometric = Photometric.MONOCHROME
+        elif photometric is Photometric.YCBCR:
+            photometric = Photometric.RGB  # tifffile decodes YCbCr to RGB
+        codec = dataclasses.replace(
+            codec,
+            photometric=photometric,
+            lossless=compression not in (Compression.JPEG, Compression.WEBP),
+        )
+        source = DecodingSource(raw, pages, out_tile, label=f"{what}")
+        return Level(li, size, out_tile, codec, source, downsample, None, compressed_bytes)
     if issue is None and compression is Compression.JPEG:
         tables_bytes = page.jpegtables
         probe = TiffTileSource(raw, planes, grid, tables=tables_bytes, label=f"{what} tile")
@@ -691,28 +748,3 @@ def _read_level(
     return Level(
         li, size, tile_size, codec, source, downsample, page.jpegtables, compressed_bytes, issue
     )
-
-
-def _decoded_level(
-    pages: dict[tuple[int, int], tifffile.TiffPage],
-    size: tuple[int, int],
-    downsample: tuple[float, float],
-    what: str,
-    warnings: list[str],
-    compressed_bytes: int,
-) -> Level:
-    """A small associated image in striped JPEG: decoded once into a single native tile."""
-    array = pages[(0, 0)].asarray()
-    warnings.append(
-        f"{what}: striped JPEG associated image decoded and stored uncompressed (lossless from "
-        "the decoded pixels)"
-    )
-    photometric = Photometric.RGB if array.ndim == 3 else Photometric.MONOCHROME
-    codec = Codec(
-        Compression.NONE,
-        photometric,
-        bits=8,
-        samples_per_pixel=1 if array.ndim == 2 else array.shape[2],
-        lossless=False,  # the pixels went through lossy JPEG once
-    )
-    return Level(0, size, size, codec, ArrayTileSource(array), downsample, None, compressed_bytes)

@@ -8,8 +8,10 @@ shared and nothing but the requested tile is in memory.
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -199,18 +201,86 @@ class StripRetileSource:
         return arr.reshape(self.th, self.tw, -1)
 
 
-class ArrayTileSource:
-    """A small decoded image (an associated image stored in a layout DICOM cannot hold as it
-    is) handed out as one native tile."""
+class DecodingSource:
+    """Tiles of any TIFF layout, decoded through tifffile: LZW, Deflate, Zstd, PackBits, LZMA
+    (with predictors), strips, planar-separate samples, palette indices. For levels the target
+    cannot hold as they are; ``encoded`` is not available (``decode_only``).
 
-    def __init__(self, array: np.ndarray):
-        self.array = np.ascontiguousarray(array.reshape(array.shape[0], array.shape[1], -1))
+    Output tiles are ``tile_size`` (columns, rows), zero-padded at the edges. Decoded segments
+    are cached (the most recent ``cache_size``), so a row of output tiles decodes each source
+    strip or tile once.
+    """
+
+    decode_only = True
+
+    def __init__(
+        self,
+        raw: RawFile,
+        pages: dict[tuple[int, int], Any],
+        tile_size: tuple[int, int],
+        *,
+        label: str = "tile",
+        cache_size: int = 64,
+    ):
+        self.raw = raw
+        self.pages = pages
+        self.tw, self.th = tile_size
+        self.label = label
+        self.cache: OrderedDict[tuple[int, int, int], np.ndarray] = OrderedDict()
+        self.cache_size = cache_size
+        page = next(iter(pages.values()))
+        self.width, self.height = page.imagewidth, page.imagelength
+        self.samples = page.samplesperpixel
+        self.separate = page.planarconfig == 2 and self.samples > 1
+        if page.is_tiled:
+            self.seg_w, self.seg_h = page.tilewidth, page.tilelength
+        else:
+            self.seg_w, self.seg_h = self.width, min(page.rowsperstrip or self.height, self.height)
+        self.seg_nx = -(-self.width // self.seg_w)
+        self.seg_ny = -(-self.height // self.seg_h)
+        self.dtype = np.dtype(page.dtype)
 
     def encoded(self, x: int, y: int, z: int = 0, c: int = 0) -> bytes:
-        return self.array.astype(self.array.dtype.newbyteorder("<"), copy=False).tobytes()
+        raise NotImplementedError("these tiles must be decoded and re-encoded")
 
     def encoded_size(self, x: int, y: int, z: int = 0, c: int = 0) -> int | None:
-        return self.array.nbytes
+        return None
+
+    def _segment(self, z: int, c: int, index: int) -> np.ndarray:
+        key = (z, c, index)
+        if key in self.cache:
+            self.cache.move_to_end(key)
+            return self.cache[key]
+        page = self.pages[(z, c)]
+        offset, count = page.dataoffsets[index], page.databytecounts[index]
+        data = self.raw.read(offset, count, f"{self.label} segment {index}")
+        segment, _, shape = page.decode(data, index, jpegtables=page.jpegtables)
+        array = np.asarray(segment).reshape(shape[1], shape[2], shape[3])  # length, width, s
+        self.cache[key] = array
+        if len(self.cache) > self.cache_size:
+            self.cache.popitem(last=False)
+        return array
 
     def decoded(self, x: int, y: int, z: int = 0, c: int = 0) -> np.ndarray:
-        return self.array
+        out = np.zeros((self.th, self.tw, self.samples), self.dtype)
+        x0, y0 = x * self.tw, y * self.th
+        x1, y1 = min(self.width, x0 + self.tw), min(self.height, y0 + self.th)
+        per_plane = self.seg_nx * self.seg_ny
+        for sy in range(y0 // self.seg_h, (y1 - 1) // self.seg_h + 1):
+            for sx in range(x0 // self.seg_w, (x1 - 1) // self.seg_w + 1):
+                ax0, ay0 = max(x0, sx * self.seg_w), max(y0, sy * self.seg_h)
+                ax1, ay1 = min(x1, (sx + 1) * self.seg_w), min(y1, (sy + 1) * self.seg_h)
+                planes = range(self.samples) if self.separate else (None,)
+                for s in planes:
+                    index = sy * self.seg_nx + sx + (s * per_plane if s is not None else 0)
+                    seg = self._segment(z, c, index)
+                    part = seg[
+                        ay0 - sy * self.seg_h : ay1 - sy * self.seg_h,
+                        ax0 - sx * self.seg_w : ax1 - sx * self.seg_w,
+                    ]
+                    target = out[ay0 - y0 : ay1 - y0, ax0 - x0 : ax1 - x0]
+                    if s is None:
+                        target[...] = part
+                    else:
+                        target[..., s] = part[..., 0]
+        return out

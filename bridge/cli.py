@@ -91,6 +91,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     conv.add_argument("--series", metavar="UID", help="the DICOM series to convert")
     conv.add_argument(
+        "--codec",
+        choices=["jpegls", "jpeg2000", "htj2k", "native", "jpeg"],
+        help="how tiles DICOM cannot hold as they are (Deflate, LZW, Zstd, planar, palette) "
+        "are re-encoded; default: lossless JPEG-LS for 16-bit, lossless JPEG 2000 for 8-bit "
+        "(OpenSlide reads it). Given explicitly, every level is re-encoded",
+    )
+    conv.add_argument(
+        "--lossy",
+        metavar="QUALITY",
+        type=int,
+        help="re-encode lossily at this quality (JPEG 1-100; JPEG 2000/HTJ2K: compression "
+        "ratio); never the default",
+    )
+    time = conv.add_mutually_exclusive_group()
+    time.add_argument(
+        "--timepoint",
+        metavar="N",
+        type=int,
+        help="convert time point N (0-based) of a time series; DICOM WSI has no time axis",
+    )
+    time.add_argument(
+        "--all-timepoints",
+        action="store_true",
+        help="write one DICOM series per time point, into DST/t0, DST/t1, ...",
+    )
+    conv.add_argument(
         "--slide-id",
         metavar="ID",
         help="slide (container) identifier; default: ContainerIdentifier from --metadata, "
@@ -170,6 +196,10 @@ def _convert(args: argparse.Namespace) -> int:
         patient=patient,
         overwrite=args.overwrite,
         progress=progress,
+        timepoint=args.timepoint,
+        all_timepoints=args.all_timepoints,
+        codec=args.codec,
+        lossy=args.lossy,
     )
     if not args.quiet:
         for warning in result.warnings:

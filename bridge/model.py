@@ -85,6 +85,9 @@ class Codec:
     process: int | None = None
     # Set when the tiles were decoded and re-encoded on the way: the target codec's name.
     transcoded: str | None = None
+    # The pixels went through lossy compression before (DICOM Lossy Image Compression 01),
+    # even if they are stored losslessly now.
+    lossy_history: bool = False
     # Bytes inserted into each stream to make it say what it is (e.g. an Adobe APP14 marker for
     # unsignalled RGB JPEG). Recorded so a round trip can take them out again.
     inserted_marker: bytes | None = None

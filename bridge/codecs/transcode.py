@@ -70,6 +70,7 @@ def target_codec(source: Codec, target: Target, quality: int | None) -> Codec:
     """The codec of the re-encoded tiles."""
     mono = source.samples_per_pixel == 1
     lossless = quality is None and target is not Target.JPEG
+    history = source.lossless is False or source.lossy_history
     if target is Target.JPEG:
         photometric = Photometric.MONOCHROME if mono else Photometric.YCBCR
         return Codec(
@@ -80,6 +81,7 @@ def target_codec(source: Codec, target: Target, quality: int | None) -> Codec:
             subsampling=(1, 1) if mono else (2, 2),
             lossless=False,
             process=0xC0,
+            lossy_history=True,
         )
     if target in (Target.JPEG2000, Target.HTJ2K) and not mono:
         photometric = Photometric.YBR_RCT if lossless else Photometric.YBR_ICT
@@ -92,6 +94,7 @@ def target_codec(source: Codec, target: Target, quality: int | None) -> Codec:
         source.samples_per_pixel,
         lossless=lossless,
         transcoded=target.value,
+        lossy_history=history,
     )
 
 

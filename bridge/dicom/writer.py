@@ -301,7 +301,7 @@ class SlideWriter:
         note = (
             f"image {image.source_index} level {level.index}: {codec.compression.value} tiles "
             f"decoded and re-encoded as {target.value}"
-            + (" (lossy, quality {self.quality})" if self.quality is not None else " (lossless)")
+            + (f" (lossy, quality {self.quality})" if self.quality is not None else " (lossless)")
         )
         if note not in self.notes:
             self.notes.append(note)
@@ -495,9 +495,11 @@ class SlideWriter:
     def _lossy(self, dataset: Dataset, level: Level) -> None:
         """Lossy Image Compression (0028,2110) with Ratio and Method (C.7.6.1.1.5)."""
         codec = level.codec
-        lossy = codec.lossless is False or (
-            codec.compression is Compression.JPEG and not codec.lossless
-        )  # tiles that were JPEG once stay lossy, even when stored uncompressed now
+        lossy = (
+            codec.lossless is False
+            or codec.lossy_history  # once lossy, always lossy (C.7.6.1.1.5)
+            or (codec.compression is Compression.JPEG and not codec.lossless)
+        )
         dataset.LossyImageCompression = "01" if lossy else "00"
         if lossy and level.compressed_bytes:
             width, height = level.size
@@ -507,6 +509,8 @@ class SlideWriter:
                 Compression.JPEG2000: "ISO_15444_1",
                 Compression.JPEGLS: "ISO_14495_1",
             }.get(codec.compression, "ISO_10918_1")
+            if codec.lossless:  # stored losslessly now: the lossy step was the source's JPEG
+                method = "ISO_10918_1"
             dataset.LossyImageCompressionMethod = [method]
 
     def _dataset(

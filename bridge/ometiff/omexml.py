@@ -59,6 +59,16 @@ class Channel:
 
 
 @dataclass(frozen=True)
+class Plane:
+    """Pixels/Plane: 0-based TheZ/TheC/TheT and the stage position of the plane."""
+
+    the_z: int
+    the_c: int
+    the_t: int
+    position_z: tuple[float, str] | None = None  # unit default "reference frame"
+
+
+@dataclass(frozen=True)
 class Pixels:
     dimension_order: str
     type: str
@@ -74,6 +84,7 @@ class Pixels:
     interleaved: bool | None = None
     channels: tuple[Channel, ...] = ()
     tiff_data: tuple[TiffData, ...] = ()
+    planes: tuple[Plane, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -258,6 +269,15 @@ def parse(xml: str | bytes) -> Ome:
                 interleaved=_bool(px, "Interleaved"),
                 channels=channels,
                 tiff_data=tuple(tiff_data),
+                planes=tuple(
+                    Plane(
+                        the_z=_int(pl, "TheZ") or 0,
+                        the_c=_int(pl, "TheC") or 0,
+                        the_t=_int(pl, "TheT") or 0,
+                        position_z=_length(pl, "PositionZ", "reference frame"),
+                    )
+                    for pl in _children(px, "Plane")
+                ),
             )
         except ValueError as exc:
             raise MetadataError(f"OME Image {image.get('ID')}: bad Pixels value ({exc})") from None

@@ -442,10 +442,7 @@ def _read_image(
         previous = lv.size
         levels.append(lv)
 
-    z_um: tuple[float, ...] = tuple(float(z) for z in range(sizes["Z"]))
-    if pixels.physical_size_z is not None:
-        dz = tables.length_to_um(*pixels.physical_size_z, what="PhysicalSizeZ")
-        z_um = tuple(k * dz for k in range(sizes["Z"]))
+    z_um = _focal_planes(pixels, sizes, t)
 
     if any(p.colormap is not None for p in plane_pages.values()):
         # palette pages: the indices are the data, the palette is the channel's colour
@@ -500,6 +497,24 @@ def _ome_dtype(name: str, path: Path) -> np.dtype:
     if name not in _OME_TYPES:
         raise MetadataError(f"unknown OME pixel type {name!r}", path=path)
     return np.dtype(_OME_TYPES[name])
+
+
+def _focal_planes(pixels: omexml.Pixels, sizes: dict[str, int], t: int) -> tuple[float, ...]:
+    """Z of each plane in µm: Plane/@PositionZ where every plane has one in a length unit
+    (uneven stacks), else multiples of PhysicalSizeZ, else 0, 1, 2, ... (OME Pixels, Plane)."""
+    n = sizes["Z"]
+    known: dict[int, float] = {}
+    for plane in pixels.planes:
+        if plane.the_c == 0 and plane.the_t == t and plane.position_z is not None:
+            value, unit = plane.position_z
+            if unit in tables.table("units")["length"]:
+                known[plane.the_z] = tables.length_to_um(value, unit)
+    if n > 1 and len(known) == n:
+        return tuple(known[k] - known[0] for k in range(n))
+    if pixels.physical_size_z is not None:
+        dz = tables.length_to_um(*pixels.physical_size_z, what="PhysicalSizeZ")
+        return tuple(k * dz for k in range(n))
+    return tuple(float(k) for k in range(n))
 
 
 def _enum_name(enum: Any, value: int) -> str:

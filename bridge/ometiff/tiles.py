@@ -254,8 +254,16 @@ class DecodingSource:
         page = self.pages[(z, c)]
         offset, count = page.dataoffsets[index], page.databytecounts[index]
         data = self.raw.read(offset, count, f"{self.label} segment {index}")
-        segment, _, shape = page.decode(data, index, jpegtables=page.jpegtables)
-        array = np.asarray(segment).reshape(shape[1], shape[2], shape[3])  # length, width, s
+        if int(page.compression) == 7:
+            # JPEG straight through libjpeg-turbo: a single-component stream per colour plane
+            # (Bio-Formats writes RGB this way, with a YCbCr Photometric tag tifffile refuses)
+            import imagecodecs
+
+            decoded = imagecodecs.jpeg8_decode(merge_tables(data, page.jpegtables))
+            array = decoded.reshape(decoded.shape[0], decoded.shape[1], -1)
+        else:
+            segment, _, shape = page.decode(data, index, jpegtables=page.jpegtables)
+            array = np.asarray(segment).reshape(shape[1], shape[2], shape[3])  # rows, cols, s
         self.cache[key] = array
         if len(self.cache) > self.cache_size:
             self.cache.popitem(last=False)

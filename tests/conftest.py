@@ -106,6 +106,13 @@ def _make_cases(tmp: Path) -> dict[str, Case]:
         pixel_size=0.5,
     )
     add(
+        "tifffile-grey-jpeg",
+        samples.write_tifffile(tmp / "grey.ome.tif", samples=1),
+        rgb=False,
+        photometric="MONOCHROME2",
+        pixel_size=0.5,
+    )
+    add(
         "vips-shared-tables",
         samples.write_vips(tmp / "vips.ome.tif"),
         rgb=True,
@@ -148,13 +155,14 @@ CASE_NAMES = [
     "tifffile-rgb-app14",
     "tifffile-icc",
     "tifffile-uncompressed",
+    "tifffile-grey-jpeg",
     "vips-shared-tables",
     "bioformats-corpus",
     "aperio-unsignalled-rgb",
 ]
 
 
-RGB_CASE_NAMES = [n for n in CASE_NAMES if n != "bioformats-corpus"]
+RGB_CASE_NAMES = [n for n in CASE_NAMES if n not in ("bioformats-corpus", "tifffile-grey-jpeg")]
 
 
 def _pick(request: pytest.FixtureRequest, cases: dict[str, Case]) -> Case:

@@ -13,7 +13,10 @@ they are is measured in ``benchmarks/codecs.py`` (numbers in README.md):
 from __future__ import annotations
 
 import enum
+import os
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -116,8 +119,23 @@ class TranscodedTiles:
         return self.level.tiles.decoded(x, y, z, c)
 
     def frame_parts(self, keys: Iterable[tuple[int, int, int, int]]) -> Iterator[Frame]:
-        for key in keys:
-            yield (self.encoded(*key),)
+        """Encoded tiles in order. Decoding stays in this thread (sources cache decoded
+        segments); encoding, which releases the GIL in imagecodecs, runs on every core, with
+        at most ``2 × cores`` tiles in flight so memory stays bounded."""
+        workers = os.cpu_count() or 1
+        if workers == 1:
+            for key in keys:
+                yield (self.encoded(*key),)
+            return
+        pending: deque[Future[bytes]] = deque()
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for key in keys:
+                tile = self.level.tiles.decoded(*key)
+                pending.append(pool.submit(encode, tile, self.target, self.quality))
+                if len(pending) >= 2 * workers:
+                    yield (pending.popleft().result(),)
+            while pending:
+                yield (pending.popleft().result(),)
 
 
 def transcoded(level: Level, target: Target, quality: int | None = None) -> Level:

@@ -1,0 +1,414 @@
+"""Round trip: compare a converted slide with its source, tile by tile and field by field.
+
+Both sides are first reduced to the same neutral digest - a list of pyramid levels, each with its
+size, tile size, codec and tile hashes in DICOM TILED_FULL order (x, y, then focal plane, then
+optical path), plus pixel size, channel names, ICC profile and associated images - so the
+comparison does not care which side is DICOM and which OME-TIFF. ``digest_dicom`` and
+``digest_ometiff`` read the files with pydicom/tifffile directly (not through the bridge).
+
+Tile identity (MAPPING.md G12): JPEG tiles compare by SHA-256 of their entropy-coded data (from
+the first SOS to EOI, pad bytes dropped), so merged JPEGTables, an inserted APP14 marker and the
+DICOM pad byte do not count; uncompressed tiles compare by SHA-256 of their samples inside the
+image (edge padding is unspecified), as little-endian values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from bridge import tables
+from bridge.codecs import jpeg
+
+from . import frames as framelib
+from . import ome
+from .catalog import finding
+from .dicomfiles import Instance, integer, items, pixel_spacing, raw, text
+from .findings import Finding, Severity
+from .pyramid import group
+
+#: Tile hashes for a grid of (tile width, tile height): TILED_FULL order.
+Hasher = Callable[[tuple[int, int]], list[str]]
+
+
+@dataclass
+class LevelDigest:
+    size: tuple[int, int]
+    tile_size: tuple[int, int] | None  # None: striped TIFF (no tiles of its own)
+    codec: str  # "jpeg", "native" or another codec name
+    hashes: Hasher = field(repr=False)
+    spacing_mm: tuple[float, float] | None = None  # (row, column), DICOM only
+    file: str | None = None  # the file holding the level (the first, if several)
+
+
+@dataclass
+class SlideDigest:
+    kind: str  # "DICOM" or "OME-TIFF"
+    name: str
+    levels: list[LevelDigest] = field(default_factory=list)
+    pixel_size_um: tuple[float, float] | None = None  # (x, y), OME only
+    channels: list[str | None] = field(default_factory=list)
+    icc: list[bytes] = field(default_factory=list)  # per optical path (DICOM) / level 0 (TIFF)
+    associated: dict[str, tuple[int, int]] = field(default_factory=dict)  # LABEL/... -> size
+    close: Callable[[], None] | None = field(default=None, repr=False)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _jpeg_hash(stream: bytes) -> str:
+    try:
+        return _sha(jpeg.entropy_coded_data(stream))
+    except jpeg.JpegError:
+        return "undecodable:" + _sha(stream)
+
+
+def _stream_hash(stream: bytes) -> str:
+    """Other codestreams (JPEG 2000, JPEG-LS): the bytes without a trailing DICOM pad."""
+    if stream.endswith(b"\xff\xd9\x00"):
+        stream = stream[:-1]
+    return _sha(stream)
+
+
+def _native_hash(tile: np.ndarray, valid: tuple[int, int]) -> str:
+    """Samples inside the image (rows, columns), as little-endian bytes."""
+    arr = np.asarray(tile)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    arr = arr[: valid[1], : valid[0]]
+    return _sha(np.ascontiguousarray(arr.astype(arr.dtype.newbyteorder("<"))).tobytes())
+
+
+def _valid(size: tuple[int, int], tile: tuple[int, int], x: int, y: int) -> tuple[int, int]:
+    return (min(tile[0], size[0] - x * tile[0]), min(tile[1], size[1] - y * tile[1]))
+
+
+# -- DICOM side ---------------------------------------------------------------------------------
+
+
+def digest_dicom(instances: list[Instance], name: str) -> SlideDigest:
+    out = SlideDigest("DICOM", name)
+    pyramids = group(instances)
+    for inst in instances:
+        if inst.is_wsi and inst.flavour in ("LABEL", "OVERVIEW", "THUMBNAIL") and inst.matrix:
+            out.associated.setdefault(inst.flavour, inst.matrix)
+    if not pyramids:
+        return out
+    p = pyramids[0]
+    for level in p.levels:
+        insts = sorted(level.instances, key=lambda i: integer(i.ds, "InConcatenationNumber") or 0)
+        out.levels.append(_dicom_level(insts, level.size))
+    base = p.base
+    paths = items(base.ds, "OpticalPathSequence")
+    out.channels = [text(op, "OpticalPathDescription") for op in paths]
+    out.icc = [bytes(raw(op, "ICCProfile") or b"") for op in paths]
+    return out
+
+
+def _dicom_level(insts: list[Instance], size: tuple[int, int]) -> LevelDigest:
+    first = insts[0]
+    tile = first.tile or (0, 0)
+    ts = first.transfer_syntax
+    codec = "native" if not ts.is_compressed else ("jpeg" if str(ts) in framelib._JPEG else str(ts))
+    spacing = pixel_spacing(first.ds)
+
+    def hashes(grid: tuple[int, int]) -> list[str]:
+        out = []
+        nx = -(-size[0] // tile[0]) if tile[0] else 1
+        ny = -(-size[1] // tile[1]) if tile[1] else 1
+        for inst in insts:
+            idx = framelib.index(inst)
+            for n, parts in enumerate(idx.frames):
+                data = framelib.read_frame(inst, parts)
+                if codec == "jpeg":
+                    out.append(_jpeg_hash(data))
+                elif codec == "native":
+                    f = len(out)
+                    x, y = f % nx, (f // nx) % ny
+                    try:
+                        arr = framelib.decode(inst, data)
+                    except Exception:
+                        out.append(f"undecodable:{n}")
+                        continue
+                    out.append(_native_hash(arr, _valid(size, tile, x, y)))
+                else:
+                    out.append(_stream_hash(data))
+        return out
+
+    return LevelDigest(size, tile, codec, hashes, spacing[0] if spacing else None, first.name)
+
+
+# -- OME-TIFF side ------------------------------------------------------------------------------
+
+_TIFF_CODECS = {1: "native", 7: "jpeg", 6: "jpeg"}
+
+
+def digest_ometiff(path: Path, name: str) -> SlideDigest:
+    out = SlideDigest("OME-TIFF", name)
+    tf, _log = ome.open_tiff(path)
+    out.close = tf.close
+    description = tf.pages[0].description if len(tf.pages) else ""
+    root, _found = (
+        ome.parse_xml(description.encode("utf-8"), "IFD 0", {}) if description else (None, [])
+    )
+    if root is None:
+        tf.close()
+        raise ome.Unreadable("no readable OME-XML")
+    images, _ = ome.read_images(root, {})
+    uuid = ome.own_uuid_of(tf)
+    files = ome.TiffSet(path, tf)
+    volumes = []
+    for image in images:
+        list(ome.map_planes(image, path.parent, uuid, files, {}))
+        kind = tables.associated_kind(image.name)
+        if kind:
+            out.associated.setdefault(kind, (image.size["X"], image.size["Y"]))
+        else:
+            volumes.append(image)
+    if not volumes:
+        return out
+    image = volumes[0]
+    px = ome.child(image.element, "Pixels")
+    try:
+        sx = tables.length_to_um(float(px.get("PhysicalSizeX")), px.get("PhysicalSizeXUnit"))
+        sy = tables.length_to_um(float(px.get("PhysicalSizeY")), px.get("PhysicalSizeYUnit"))
+        out.pixel_size_um = (sx, sy)
+    except Exception:
+        out.pixel_size_um = None
+    out.channels = [c.get("Name") for c in ome.children(px, "Channel")]
+    planes = [image.planes[k] for k in sorted(image.planes) if image.planes[k].file == path]
+    # TILED_FULL order: z fastest, then c (t = 0 only)
+    order = []
+    for c in range(image.size_c_effective):
+        for z in range(image.size["Z"]):
+            plane = image.planes.get(image.plane_index(z, c, 0))
+            if plane is not None and plane.file == path:
+                order.append(plane.ifd)
+    if not planes:
+        return out
+    first = tf.pages[order[0] if order else planes[0].ifd]
+    icc = first.iccprofile
+    out.icc = [bytes(icc)] if icc else []
+    n_levels = 1 + (len(first.subifds) if first.subifds else 0)
+    for level in range(n_levels):
+        out.levels.append(_tiff_level(tf, order, level, name))
+    return out
+
+
+def _tiff_level(tf: tifffile.TiffFile, ifds: list[int], level: int, name: str) -> LevelDigest:
+    def page_of(ifd: int) -> tifffile.TiffPage:
+        page = tf.pages[ifd]
+        return page if level == 0 else list(page.pages)[level - 1]
+
+    first = page_of(ifds[0])
+    size = (first.imagewidth, first.imagelength)
+    tile = (first.tilewidth, first.tilelength) if first.is_tiled else None
+    codec = _TIFF_CODECS.get(int(first.compression), f"tiff-compression-{int(first.compression)}")
+    if codec == "native" or (codec != "jpeg" and not first.is_tiled):
+        codec = "native"
+
+    def hashes(grid: tuple[int, int]) -> list[str]:
+        out = []
+        for ifd in ifds:
+            page = page_of(ifd)
+            if codec == "jpeg" and page.is_tiled:
+                fh = tf.filehandle
+                for offset, count in zip(page.dataoffsets, page.databytecounts, strict=True):
+                    fh.seek(offset)
+                    out.append(_jpeg_hash(fh.read(count)))
+                continue
+            arr = page.asarray()
+            if arr.ndim == 3 and page.planarconfig == 2 and arr.shape[0] == page.samplesperpixel:
+                arr = np.moveaxis(arr, 0, -1)
+            tw, th = grid
+            nx, ny = -(-size[0] // tw), -(-size[1] // th)
+            for y in range(ny):
+                for x in range(nx):
+                    part = arr[y * th : (y + 1) * th, x * tw : (x + 1) * tw]
+                    out.append(_native_hash(part, (part.shape[1], part.shape[0])))
+        return out
+
+    return LevelDigest(size, tile, codec, hashes, file=name)
+
+
+# -- comparison ---------------------------------------------------------------------------------
+
+
+def compare(converted: SlideDigest, source: SlideDigest, file: str) -> Iterator[Finding]:
+    """Findings where ``converted`` does not carry ``source``."""
+    w = {"file": file}
+    if len(converted.levels) != len(source.levels):
+        yield finding(
+            "RT-levels",
+            f"{len(converted.levels)} pyramid levels, the source ({source.name}) has "
+            f"{len(source.levels)}",
+            **w,
+        )
+    for i, (c, s) in enumerate(zip(converted.levels, source.levels, strict=False)):
+        w = {"file": c.file or file}
+        if c.size != s.size:
+            yield finding(
+                "RT-levels",
+                f"level {i} is {c.size[0]} x {c.size[1]}, the source's {s.size[0]} x {s.size[1]}",
+                level=i,
+                **w,
+            )
+            continue
+        tiled = c.tile_size and s.tile_size
+        if tiled and c.tile_size != s.tile_size:
+            yield finding(
+                "RT-levels",
+                f"level {i} has {c.tile_size[0]} x {c.tile_size[1]} tiles, the source "
+                f"{s.tile_size[0]} x {s.tile_size[1]}",
+                level=i,
+                **w,
+            )
+            continue
+        yield from _tiles(i, c, s, w)
+    w = {"file": file}
+    yield from _pixel_size(converted, source, w)
+    yield from _channels(converted, source, w)
+    yield from _icc(converted, source, w)
+    yield from _associated(converted, source, w)
+
+
+def _tiles(i: int, c: LevelDigest, s: LevelDigest, w: dict) -> Iterator[Finding]:
+    if (c.codec == "jpeg") != (s.codec == "jpeg") or (
+        c.codec not in ("jpeg", "native") and c.codec != s.codec
+    ):
+        yield finding(
+            "RT-tiles",
+            f"level {i}: tiles are {c.codec} here and {s.codec} in the source: not copied",
+            level=i,
+            **w,
+        )
+        return
+    grid = c.tile_size or s.tile_size
+    if grid is None:
+        return
+    a, b = c.hashes(grid), s.hashes(grid)
+    if len(a) != len(b):
+        yield finding(
+            "RT-tiles", f"level {i}: {len(a)} tiles, the source has {len(b)}", level=i, **w
+        )
+    differ = [n for n, (x, y) in enumerate(zip(a, b, strict=False)) if x != y]
+    if differ:
+        shown = ", ".join(str(n + 1) for n in differ[:10])
+        yield finding(
+            "RT-tiles",
+            f"level {i}: {len(differ)} of {min(len(a), len(b))} tiles differ from the source "
+            f"(SHA-256 of {'entropy-coded data' if c.codec == 'jpeg' else 'samples'}); frames "
+            f"{shown}{' ...' if len(differ) > 10 else ''}",
+            level=i,
+            frame=differ[0] + 1,
+            **w,
+        )
+
+
+def _pair(converted: SlideDigest, source: SlideDigest) -> tuple[SlideDigest, SlideDigest]:
+    """(the DICOM digest, the OME-TIFF digest)."""
+    return (converted, source) if converted.kind == "DICOM" else (source, converted)
+
+
+def _pixel_size(converted: SlideDigest, source: SlideDigest, w: dict) -> Iterator[Finding]:
+    dicom, tiff = _pair(converted, source)
+    if not dicom.levels or not tiff.levels:
+        return
+    if tiff.pixel_size_um is None:
+        yield finding(
+            "RT-pixel-size",
+            "the OME-TIFF has no PhysicalSizeX/Y; the DICOM Pixel Spacing came from elsewhere "
+            "(e.g. --pixel-size) and cannot be compared",
+            severity=Severity.INFO,
+            **w,
+        )
+        return
+    sx, sy = tiff.pixel_size_um
+    w0, h0 = tiff.levels[0].size
+    for i, level in enumerate(dicom.levels):
+        if i < len(converted.levels) and converted.levels[i].file:
+            w = {"file": converted.levels[i].file}
+        if level.spacing_mm is None:
+            yield finding("RT-pixel-size", f"level {i} has no Pixel Spacing", level=i, **w)
+            continue
+        row, col = level.spacing_mm
+        want_col = sx / 1000.0 * w0 / level.size[0]
+        want_row = sy / 1000.0 * h0 / level.size[1]
+        for label, axis, size, got, want in (
+            ("column", "X", sx, col, want_col),
+            ("row", "Y", sy, row, want_row),
+        ):
+            if abs(got / want - 1) > 1e-6:
+                yield finding(
+                    "RT-pixel-size",
+                    f"level {i} {label} spacing {got:.9g} mm; OME PhysicalSize{axis} "
+                    f"{size:g} µm x downsample gives {want:.9g} mm",
+                    level=i,
+                    attribute="PixelSpacing",
+                    **w,
+                )
+
+
+def _channels(converted: SlideDigest, source: SlideDigest, w: dict) -> Iterator[Finding]:
+    dicom, tiff = _pair(converted, source)
+    if not dicom.levels or not tiff.levels:
+        return
+    if len(dicom.channels) != len(tiff.channels) and tiff.channels:
+        yield finding(
+            "RT-channels",
+            f"{len(dicom.channels)} optical path(s) for {len(tiff.channels)} OME channel(s)",
+            attribute="OpticalPathSequence",
+            **w,
+        )
+        return
+    for n, (a, b) in enumerate(zip(dicom.channels, tiff.channels, strict=False), start=1):
+        if b and a != b:
+            yield finding(
+                "RT-channels",
+                f"optical path {n} is described {a!r}; the OME channel is named {b!r}",
+                attribute=f"OpticalPathSequence[{n}]/OpticalPathDescription",
+                **w,
+            )
+
+
+def _icc(converted: SlideDigest, source: SlideDigest, w: dict) -> Iterator[Finding]:
+    dicom, tiff = _pair(converted, source)
+    if not tiff.icc or not dicom.levels:
+        return
+    for n, profile in enumerate(dicom.icc, start=1):
+        if profile != tiff.icc[0]:
+            yield finding(
+                "RT-icc",
+                f"optical path {n}'s ICC profile ({len(profile)} bytes) is not the TIFF's "
+                f"InterColorProfile ({len(tiff.icc[0])} bytes, SHA-256 {_sha(tiff.icc[0])[:12]})",
+                attribute=f"OpticalPathSequence[{n}]/ICCProfile",
+                **w,
+            )
+
+
+def _associated(converted: SlideDigest, source: SlideDigest, w: dict) -> Iterator[Finding]:
+    for kind, size in source.associated.items():
+        got = converted.associated.get(kind)
+        if got is None:
+            yield finding("RT-associated", f"the source's {kind} image is missing", image=kind, **w)
+        elif got != size:
+            yield finding(
+                "RT-associated",
+                f"the {kind} image is {got[0]} x {got[1]}, the source's {size[0]} x {size[1]}",
+                image=kind,
+                **w,
+            )
+    for kind in converted.associated.keys() - source.associated.keys():
+        yield finding(
+            "RT-associated",
+            f"a {kind} image that the source does not have",
+            severity=Severity.WARNING,
+            image=kind,
+            **w,
+        )

@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: Modules that add subcommands: each has ``add_parser(subparsers)``, which creates its parser
 #: and sets ``func`` (called with the parsed arguments, returns the exit code).
-EXTENSIONS: list[str] = ["conformance.cli"]
+EXTENSIONS: list[str] = ["conformance.cli", "bridge.pacs.cli"]
 
 
 def _convert(args: argparse.Namespace) -> int:

@@ -30,6 +30,12 @@ class PacsError(BridgeError):
         super().__init__(message, hint=hint)
         self.report = report
 
+    def attach(self, report: PushReport | PullReport, line: str, *, prefix: str = "") -> None:
+        """Attach the transfer's report and add its summary ``line`` to the message."""
+        self.report = report
+        if line not in str(self):
+            self.args = (f"{prefix}{self.args[0]}\n  {line}",)
+
 
 class ServerUnreachable(PacsError):
     """No connection, a TLS failure, or a server that died mid-transfer (exit 5)."""

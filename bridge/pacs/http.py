@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,6 +148,17 @@ def _reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__ or _args_exception(current)
+    return False
+
+
 def _args_exception(exc: BaseException) -> BaseException | None:
     for arg in getattr(exc, "args", ()):
         if isinstance(arg, BaseException):
@@ -204,11 +216,18 @@ class Http:
         kwargs.setdefault("timeout", (min(self.timeout, 30.0), self.timeout))
         try:
             response = self.session.request(method, url, **kwargs)
-        except requests.exceptions.SSLError:
+        except requests.exceptions.SSLError as exc:
+            if _caused_by(exc, ssl.SSLCertVerificationError):
+                raise ServerUnreachable(
+                    f"TLS with {self.shown} failed: its certificate cannot be verified",
+                    hint="give the CA certificate that signed the server's certificate with "
+                    "--ca-bundle FILE.pem",
+                ) from None
+            if self.answered:  # e.g. the connection broke mid-transfer
+                raise TransientError(f"{self.shown}: TLS connection failed") from None
             raise ServerUnreachable(
-                f"TLS with {self.shown} failed: its certificate cannot be verified",
-                hint="give the CA certificate that signed the server's certificate with "
-                "--ca-bundle FILE.pem",
+                f"TLS with {self.shown} failed (does the server speak https on this port?)",
+                hint="check the URL's scheme and port",
             ) from None
         except (
             requests.exceptions.ConnectionError,
@@ -277,6 +296,11 @@ class Http:
                 "http://HOST:8042/dicom-web)",
             )
         return ServerError(f"{what}: {self.shown} answered {status}{detail}")
+
+
+def status_text(response: requests.Response) -> str:
+    """``HTTP 400 Bad Request: <the server's explanation>``."""
+    return f"HTTP {response.status_code} {response.reason}{_error_detail(response)}"
 
 
 def _error_detail(response: requests.Response) -> str:

@@ -128,10 +128,12 @@ class PushReport:
 
 @dataclass
 class PullReport:
-    """The account of a pull: the files written (only complete ones) and their frames."""
+    """The account of a pull: instances received, the files written (the DICOM files, or the
+    one OME-TIFF), their frames and stored transfer syntaxes."""
 
     source: str
     total: int = 0
+    received: int = 0
     files: list[Path] = field(default_factory=list)
     frames: int = 0
     transfer_syntaxes: set[str] = field(default_factory=set)
@@ -139,6 +141,6 @@ class PullReport:
     def summary(self, target: Path) -> str:
         syntaxes = ", ".join(sorted(UID(t).name for t in self.transfer_syntaxes)) or "none"
         return (
-            f"pulled {len(self.files)} of {self.total} instance(s) ({self.frames} frames) "
+            f"pulled {self.received} of {self.total} instance(s) ({self.frames} frames) "
             f"from {self.source} to {target}; stored transfer syntaxes: {syntaxes}"
         )

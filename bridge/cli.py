@@ -91,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     conv.add_argument("--series", metavar="UID", help="the DICOM series to convert")
     conv.add_argument(
+        "--annotations",
+        metavar="FILE.geojson",
+        help="add the annotations of a QuPath GeoJSON export to the output",
+    )
+    conv.add_argument(
         "--codec",
         choices=["jpegls", "jpeg2000", "htj2k", "native", "jpeg"],
         help="how tiles DICOM cannot hold as they are (Deflate, LZW, Zstd, planar, palette) "
@@ -164,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: Modules that add subcommands: each has ``add_parser(subparsers)``, which creates its parser
 #: and sets ``func`` (called with the parsed arguments, returns the exit code).
-EXTENSIONS: list[str] = ["conformance.cli", "bridge.pacs.cli"]
+EXTENSIONS: list[str] = ["bridge.pacs.cli", "conformance.cli", "bridge.annotations.cli"]
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -200,6 +205,7 @@ def _convert(args: argparse.Namespace) -> int:
         all_timepoints=args.all_timepoints,
         codec=args.codec,
         lossy=args.lossy,
+        annotations=args.annotations,
     )
     if not args.quiet:
         for warning in result.warnings:

@@ -154,6 +154,7 @@ def convert(
     all_timepoints: bool = False,
     codec: str | None = None,
     lossy: int | None = None,
+    annotations: str | os.PathLike[str] | None = None,
 ) -> Result:
     """Convert ``src`` to ``dst``. The direction comes from the source unless ``to`` says.
 
@@ -165,7 +166,9 @@ def convert(
     target = target_of(source_kind, dst, to)
     if target not in ("dicom", "ome-tiff"):
         raise UnsupportedError(f"unknown target format {target!r}", hint="use dicom or ome-tiff")
-    options = _Options(slide_id, pixel_size_um, patient, codec, lossy)
+    options = _Options(
+        slide_id, pixel_size_um, patient, codec, lossy, Path(annotations) if annotations else None
+    )
     if all_timepoints:
         if target != "dicom":
             raise UnsupportedError("--all-timepoints writes DICOM series; use --to dicom")
@@ -190,6 +193,7 @@ class _Options:
     patient: Patient | None
     codec: str | None
     lossy: int | None
+    annotations: Path | None = None
 
 
 def _open(src: Path, series: str | None, timepoint: int | None, options: _Options) -> Slide:
@@ -198,7 +202,30 @@ def _open(src: Path, series: str | None, timepoint: int | None, options: _Option
         slide = dataclasses.replace(slide, slide_id=options.slide_id)
     if options.patient is not None and options.patient != Patient():
         slide = dataclasses.replace(slide, patient=options.patient)
+    if options.annotations is not None:
+        slide = _add_geojson(slide, options.annotations)
     return slide
+
+
+def _add_geojson(slide: Slide, path: Path) -> Slide:
+    """Add a QuPath GeoJSON file's annotations to the slide's first pyramid."""
+    from .annotations import read_geojson
+
+    try:
+        groups, notes = read_geojson(path)
+        image = next(slide.volumes())
+    except StopIteration:
+        raise InputError("the slide has no pyramid to add annotations to", path=path) from None
+    except BaseException:
+        if slide.close:
+            slide.close()
+        raise
+    groups = tuple(dataclasses.replace(g, image_index=image.source_index) for g in groups)
+    return dataclasses.replace(
+        slide,
+        annotations=slide.annotations + groups,
+        warnings=slide.warnings + tuple(notes),
+    )
 
 
 def _write_dicom(

@@ -26,6 +26,7 @@ from pydicom.uid import UID
 from ..codecs import jpeg
 from ..errors import InputError, MetadataError
 from ..model import (
+    AnnotationGroup,
     Carriers,
     Channel,
     Codec,
@@ -151,13 +152,9 @@ def read(
     else:
         chosen = next(iter(by_series.values()))
     warnings = noted + [f"{name} is not a whole-slide image and was skipped" for name in others]
-    if annotations:
-        warnings.append(
-            f"{len(annotations)} annotation instance(s) found; annotations are not converted yet"
-        )
     fds: dict[str, int] = {}
     try:
-        return _build(chosen, fds, warnings, where)
+        return _build(chosen, fds, warnings, where, annotations)
     except BaseException:
         for fd in fds.values():
             os.close(fd)
@@ -172,7 +169,11 @@ def _kind(ds: Dataset) -> ImageKind:
 
 
 def _build(
-    chosen: list[tuple[Path, Dataset]], fds: dict[str, int], warnings: list[str], where: str
+    chosen: list[tuple[Path, Dataset]],
+    fds: dict[str, int],
+    warnings: list[str],
+    where: str,
+    annotation_files: Sequence[Path] = (),
 ) -> Slide:
     pyramids: dict[str, list[tuple[Path, Dataset]]] = defaultdict(list)
     associated: list[list[tuple[Path, Dataset]]] = []
@@ -206,11 +207,24 @@ def _build(
         for _, ds in group:
             ome_xml = ome_xml or carrier.read_ome_xml(ds)
     tiff_info = tuple(info for info in infos.values() if info is not None)
+    groups_found: list[AnnotationGroup] = []
+    if annotation_files:
+        from ..annotations import read_dicom_annotations
+
+        for image, group in zip(images, groups, strict=True):
+            if image.kind is not ImageKind.VOLUME:
+                continue
+            found, notes = read_dicom_annotations(
+                annotation_files, [ds for _, ds in group], image_index=image.source_index
+            )
+            groups_found.extend(found)
+            warnings.extend(n for n in notes if n not in warnings)
     first = chosen[0][1]
     slide_id = str(first.get("ContainerIdentifier", "")) or chosen[0][0].stem
     return Slide(
         slide_id=slide_id,
         images=tuple(images),
+        annotations=tuple(groups_found),
         patient=_patient(first),
         carriers=Carriers(ome_xml=ome_xml, dicom=tuple(headers), tiff=tiff_info),
         source=where,

@@ -375,7 +375,26 @@ class SlideWriter:
         for plan in self.plan():
             uid = pyramid_uids.get(plan.image.source_index)
             written.append(self._write_instance(out_dir / plan.name, plan, uid, reference))
+        for image in volumes:
+            groups = [g for g in self.slide.annotations if g.image_index == image.source_index]
+            if groups:
+                written.append(self._write_annotations(out_dir, image, groups, written))
         return written
+
+    def _write_annotations(
+        self, out_dir: Path, image: Image, groups: list, written: list[WrittenInstance]
+    ) -> WrittenInstance:
+        """One Microscopy Bulk Simple Annotations instance per pyramid (C.37.1.2),
+        referencing its base level (the first level-0 instance written)."""
+        from ..annotations import write_dicom_annotations
+
+        base = next(w for w in written if w.image_index == image.source_index and w.level == 0)
+        prefix = base.path.name.split("level0")[0]
+        result = write_dicom_annotations(groups, base.path, out_dir / f"{prefix}annotations.dcm")
+        self.notes.extend(result.warnings)
+        return WrittenInstance(
+            result.path, result.sop_instance_uid, image.source_index, -1, image.kind, 0
+        )
 
     def _carried(self, plan: InstancePlan, tsuid: UID) -> Dataset | None:
         """The source instance's own header when this level came from DICOM through an

@@ -40,12 +40,27 @@ def _ifd_layout(images: Sequence[Image]) -> dict[int, tuple[int, int]]:
 def build(slide: Slide, images: Sequence[Image], file_name: str, file_uuid: str) -> str:
     import ome_types
 
+    from ..annotations import has_rois, insert_rois
+
     layout = _ifd_layout(images)
     if slide.carriers.ome_xml:
         ome = ome_types.from_xml(slide.carriers.ome_xml, validate=False)
         if len(ome.images) == len(images):
-            return _update_carried(ome, images, layout, file_name, file_uuid)
-    return ome_types.to_xml(_build_new(slide, images, layout, file_name, file_uuid))
+            xml = _update_carried(ome, images, layout, file_name, file_uuid)
+            if has_rois(slide.carriers.ome_xml):  # the original ROIs, Mask and Label included
+                return xml
+            return _with_rois(xml, slide, images, insert_rois)
+    xml = ome_types.to_xml(_build_new(slide, images, layout, file_name, file_uuid))
+    return _with_rois(xml, slide, images, insert_rois)
+
+
+def _with_rois(xml: str, slide: Slide, images: Sequence[Image], insert_rois: Any) -> str:
+    """Add the slide's annotation groups as ROIs of the Image they belong to."""
+    for position, image in enumerate(images):
+        groups = [g for g in slide.annotations if g.image_index == image.source_index]
+        if groups:
+            xml = insert_rois(xml, groups, position)
+    return xml
 
 
 def _tiff_data(layout: tuple[int, int], file_name: str, file_uuid: str) -> Any:

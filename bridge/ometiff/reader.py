@@ -155,6 +155,17 @@ def _read(path: Path, tf: tifffile.TiffFile, raw: RawFile, timepoint: int | None
             images.append(image)
     if not images:
         raise InputError("the OME-XML describes no image with pixels in this file", path=path)
+    annotations: list[Any] = []
+    if "ROI" in xml:  # cheap test first: most slides have none
+        from ..annotations import has_rois, rois_from_ome_xml
+
+        if has_rois(xml):
+            for image in images:
+                if image.kind is not ImageKind.VOLUME:
+                    continue
+                groups, notes = rois_from_ome_xml(xml, image_index=image.source_index)
+                annotations.extend(groups)
+                warnings.extend(notes)
     tiff_info = tuple(
         TiffLevelInfo(
             image.source_index, level.index, level.jpeg_tables, level.codec.inserted_marker
@@ -165,6 +176,7 @@ def _read(path: Path, tf: tifffile.TiffFile, raw: RawFile, timepoint: int | None
     return Slide(
         slide_id=_stem(path),
         images=tuple(images),
+        annotations=tuple(annotations),
         carriers=Carriers(ome_xml=xml, dicom=_dicom_headers(ome), tiff=tiff_info),
         source=str(path),
         warnings=tuple(warnings),

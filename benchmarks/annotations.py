@@ -1,0 +1,173 @@
+"""Benchmark: one annotation group of N points (default 1,000,000) through every path.
+
+    python benchmarks/annotations.py [--points 1000000] [--kind POINT|POLYGON] [--keep DIR]
+
+Steps, each in its own process so that its peak memory (max RSS) is its own:
+
+  ome-write    groups -> OME-XML ROIs (insert_rois into a slide's OME-XML)
+  ome-read     OME-XML -> groups (rois_from_ome_xml, streaming lxml)
+  dicom-write  groups -> DICOM Bulk Annotations (write_dicom_annotations, highdicom)
+  dicom-read   DICOM -> groups (read_dicom_annotations)
+  geojson-write / geojson-read  QuPath GeoJSON both ways
+
+``--kind POLYGON`` makes N/10 polygons of 10 vertices (N points in one group). Needs the
+installed ``omedicom`` (a small slide is converted to get a real level0.dcm). Prints one line
+per step: seconds, peak RSS, and the RSS of a process that only imported the modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _group(n: int, kind: str):
+    import numpy as np
+
+    from bridge.model import AnnotationGroup, GraphicType
+
+    rng = np.random.default_rng(1)
+    coords = rng.uniform(0, 50000, (n, 2))
+    if kind == "POINT":
+        return AnnotationGroup("cells", GraphicType.POINT, coords, np.arange(n, dtype=np.int64))
+    per = 10
+    n -= n % per
+    angles = np.linspace(0, 2 * np.pi, per, endpoint=False)
+    centres = rng.uniform(100, 49900, (n // per, 2))
+    ring = np.column_stack((np.cos(angles), np.sin(angles))) * 8
+    coords = (centres[:, None, :] + ring[None, :, :]).reshape(-1, 2)
+    offsets = np.arange(0, n, per, dtype=np.int64)
+    return AnnotationGroup("nuclei", GraphicType.POLYGON, coords, offsets)
+
+
+def step(name: str, work: Path, n: int, kind: str) -> dict:
+    import pydicom
+
+    from bridge.annotations import (
+        insert_rois,
+        read_dicom_annotations,
+        read_geojson,
+        rois_from_ome_xml,
+        write_dicom_annotations,
+        write_geojson,
+    )
+
+    baseline = _rss_mb()
+    level0 = work / "slide" / "level0.dcm"
+    t0 = time.perf_counter()
+    if name == "ome-write":
+        group = _group(n, kind)
+        t0 = time.perf_counter()
+        xml = insert_rois((work / "slide.xml").read_text(), [group], 0)
+        (work / "rois.ome.xml").write_text(xml)
+        count = group.count
+    elif name == "ome-read":
+        groups, _ = rois_from_ome_xml((work / "rois.ome.xml").read_bytes())
+        count = sum(g.count for g in groups)
+    elif name == "dicom-write":
+        group = _group(n, kind)
+        t0 = time.perf_counter()
+        written = write_dicom_annotations([group], level0, work / "annotations.dcm")
+        count = written.annotations
+    elif name == "dicom-read":
+        ds = pydicom.dcmread(level0, stop_before_pixels=True)
+        groups, _ = read_dicom_annotations([work / "annotations.dcm"], ds)
+        count = sum(g.count for g in groups)
+    elif name == "geojson-write":
+        group = _group(n, kind)
+        t0 = time.perf_counter()
+        count = write_geojson([group], work / "cells.geojson")
+    elif name == "geojson-read":
+        groups, _ = read_geojson(work / "cells.geojson")
+        count = sum(g.count for g in groups)
+    else:
+        raise SystemExit(f"unknown step {name}")
+    seconds = time.perf_counter() - t0
+    return {
+        "step": name,
+        "seconds": seconds,
+        "peak_mb": _rss_mb(),
+        "baseline_mb": baseline,
+        "annotations": count,
+    }
+
+
+def _prepare(work: Path) -> None:
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    import samples
+    import tifffile
+
+    src = work / "slide.ome.tif"
+    samples.write_tifffile(src, size=(1024, 768), levels=1)
+    with tifffile.TiffFile(src) as tif:
+        (work / "slide.xml").write_text(tif.pages.first.description)
+    subprocess.run(["omedicom", "convert", str(src), str(work / "slide"), "-q"], check=True)
+
+
+STEPS = ["ome-write", "ome-read", "dicom-write", "dicom-read", "geojson-write", "geojson-read"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--points", type=int, default=1_000_000)
+    parser.add_argument("--kind", choices=["POINT", "POLYGON"], default="POINT")
+    parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep the files")
+    parser.add_argument("--step", help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.step:
+        print(json.dumps(step(args.step, Path(args.work), args.points, args.kind)))
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(args.keep or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        _prepare(work)
+        print(f"{args.points:,} points, one {args.kind} group")
+        for name in STEPS:
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--step",
+                    name,
+                    "--work",
+                    str(work),
+                    "--points",
+                    str(args.points),
+                    "--kind",
+                    args.kind,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            size = {
+                "ome-write": work / "rois.ome.xml",
+                "dicom-write": work / "annotations.dcm",
+                "geojson-write": work / "cells.geojson",
+            }.get(name)
+            extra = f", file {size.stat().st_size / 1e6:.0f} MB" if size else ""
+            print(
+                f"  {name:14s} {r['seconds']:6.2f} s  peak RSS {r['peak_mb']:6.0f} MB "
+                f"(imports alone {r['baseline_mb']:.0f} MB){extra}"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

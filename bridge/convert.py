@@ -280,6 +280,13 @@ def _all_timepoints(
     return Result(dst, tuple(files), frames, notes)
 
 
+def write_ome_tiff(
+    slide: Slide, dst: Path, *, label: str, overwrite: bool = False, progress: Any = None
+) -> Result:
+    """Write a slide model (from any reader, e.g. a DICOMweb series) as one OME-TIFF."""
+    return _to_ome_tiff(slide, Path(label), Path(dst), overwrite, progress)
+
+
 def _to_ome_tiff(slide, src, dst, overwrite, progress) -> Result:
     from .ometiff.writer import OmeTiffWriter
 

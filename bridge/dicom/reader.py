@@ -41,7 +41,7 @@ from ..model import (
     Slide,
 )
 from . import carrier
-from .frames import index_frames
+from .sources import FileFrames, RemoteFrames, RemoteSeries
 from .tiles import DicomTileSource, Entry
 
 WSM = "1.2.840.10008.5.1.4.1.1.77.1.6"
@@ -152,12 +152,11 @@ def read(
     else:
         chosen = next(iter(by_series.values()))
     warnings = noted + [f"{name} is not a whole-slide image and was skipped" for name in others]
-    fds: dict[str, int] = {}
+    frames = FileFrames()
     try:
-        return _build(chosen, fds, warnings, where, annotations)
+        return _build(chosen, frames, warnings, where, annotations)
     except BaseException:
-        for fd in fds.values():
-            os.close(fd)
+        frames.close()
         raise
 
 
@@ -170,7 +169,7 @@ def _kind(ds: Dataset) -> ImageKind:
 
 def _build(
     chosen: list[tuple[Path, Dataset]],
-    fds: dict[str, int],
+    frames: FileFrames | RemoteFrames,
     warnings: list[str],
     where: str,
     annotation_files: Sequence[Path] = (),
@@ -201,7 +200,7 @@ def _build(
     for position, group in enumerate(groups):
         first_info = infos[str(group[0][1].SOPInstanceUID)]
         index = first_info.image_index if carried and first_info else position
-        image, image_headers = _image(group, index, fds, warnings)
+        image, image_headers = _image(group, index, frames, warnings)
         images.append(image)
         headers.extend(image_headers)
         for _, ds in group:
@@ -229,7 +228,7 @@ def _build(
         carriers=Carriers(ome_xml=ome_xml, dicom=tuple(headers), tiff=tiff_info),
         source=where,
         warnings=tuple(warnings),
-        close=lambda: [os.close(fd) for fd in fds.values()] and None,
+        close=frames.close,
     )
 
 
@@ -271,7 +270,10 @@ def _paths_of(ds: Dataset) -> list[str]:
 
 
 def _image(
-    group: list[tuple[Path, Dataset]], index: int, fds: dict[str, int], warnings: list[str]
+    group: list[tuple[Path, Dataset]],
+    index: int,
+    frames: FileFrames | RemoteFrames,
+    warnings: list[str],
 ) -> tuple[Image, list[DicomHeader]]:
     by_size: dict[tuple[int, int], list[tuple[Path, Dataset]]] = defaultdict(list)
     for f, ds in group:
@@ -297,7 +299,7 @@ def _image(
     for li, size in enumerate(sizes):
         instances = by_size[size]
         level, level_headers = _level(
-            instances, li, size, sizes[0], channel_ids, z_values, index, fds, warnings, where
+            instances, li, size, sizes[0], channel_ids, z_values, index, frames, warnings, where
         )
         levels.append(level)
         headers.extend(level_headers)
@@ -483,7 +485,7 @@ def _level(
     channel_ids: list[str],
     image_z: list[float],
     image_index: int,
-    fds: dict[str, int],
+    frames: FileFrames | RemoteFrames,
     warnings: list[str],
     where: str,
 ) -> tuple[Level, list[DicomHeader]]:
@@ -511,22 +513,18 @@ def _level(
             raise MetadataError(f"{where} level {li}: instances differ in tile size", path=path)
         n_frames = int(ds.get("NumberOfFrames", 1) or 1)
         bits = int(ds.BitsAllocated)
-        index = index_frames(path, n_frames, rows * cols * spp * (bits // 8))
-        fd = fds.get(str(path))
-        if fd is None:
-            fd = fds[str(path)] = os.open(path, os.O_RDONLY)
+        found, encapsulated, stored = frames.entries(
+            path, ds, n_frames, rows * cols * spp * (bits // 8)
+        )
         if codec is None:
-            first = None
-            if index.encapsulated:
-                offset, length = index.ranges[0][0]
-                first = os.pread(fd, length, offset)
+            first = frames.first(found[0]) if encapsulated else None
             try:
                 codec, insert, issue = _codec(ds, first)
             except jpeg.JpegError as exc:
                 raise InputError(
                     f"the first frame is not a JPEG stream ({exc})", path=path
                 ) from None
-        compressed += sum(length for ranges in index.ranges for _, length in ranges)
+        compressed += stored
         group = str(ds.get("ConcatenationUID", ds.SOPInstanceUID))
         base = frame_offsets[group]
         frame_offsets[group] += n_frames
@@ -541,7 +539,7 @@ def _level(
                 warnings.append(
                     f"{path.name}: no Dimension Organization Type; frames read as TILED_FULL"
                 )
-            for i, ranges in enumerate(index.ranges):
+            for i, entry in enumerate(found):
                 f = base + i
                 x, y = f % nx, (f // nx) % ny
                 z, c_local = z_index[(f // (nx * ny)) % local_z], f // (nx * ny * local_z)
@@ -554,7 +552,7 @@ def _level(
                     if local_paths[c_local] in channel_ids
                     else 0
                 )
-                entries[((c * n_z + z) * ny + y) * nx + x] = (fd, ranges)
+                entries[((c * n_z + z) * ny + y) * nx + x] = entry
         else:
             if per_frame is None or len(per_frame) != n_frames:
                 raise MetadataError(
@@ -562,7 +560,7 @@ def _level(
                     "for each frame",
                     path=path,
                 )
-            for i, (fg, ranges) in enumerate(zip(per_frame, index.ranges, strict=True)):
+            for i, (fg, entry) in enumerate(zip(per_frame, found, strict=True)):
                 pos = fg.PlanePositionSlideSequence[0]
                 col = int(pos.ColumnPositionInTotalImagePixelMatrix)
                 row = int(pos.RowPositionInTotalImagePixelMatrix)
@@ -583,7 +581,7 @@ def _level(
                 if "OpticalPathIdentificationSequence" in fg:
                     pid = str(fg.OpticalPathIdentificationSequence[0].OpticalPathIdentifier)
                 c = channel_ids.index(pid) if pid in channel_ids else 0
-                entries[((c * n_z + z) * ny + y) * nx + x] = (fd, ranges)
+                entries[((c * n_z + z) * ny + y) * nx + x] = entry
         headers.append(
             DicomHeader(
                 image_index=image_index,
@@ -650,3 +648,26 @@ def _blank_tile(codec: Codec, shape: tuple[int, int, int], ds: Dataset) -> bytes
             array if samples == 3 else array[..., 0], level=0, codecformat="J2K"
         )
     return imagecodecs.jpegls_encode(array if samples == 3 else array[..., 0], level=0)
+
+
+def read_remote(series: RemoteSeries, datasets: Sequence[Dataset], where: str) -> Slide:
+    """A slide from a DICOMweb series: ``datasets`` are the instances' WADO-RS metadata
+    (no Pixel Data); frames are fetched lazily in their stored transfer syntax."""
+    from pydicom.dataset import FileMetaDataset
+
+    chosen = []
+    skipped = []
+    for ds in datasets:
+        if str(ds.get("SOPClassUID", "")) != WSM:
+            skipped.append(
+                f"{ds.get('SOPInstanceUID', '?')}: {_sop_name(str(ds.get('SOPClassUID', '')))}"
+            )
+            continue
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = series.transfer_syntax(str(ds.SOPInstanceUID))
+        chosen.append((Path(str(ds.SOPInstanceUID)), ds))
+    if not chosen:
+        raise InputError("no DICOM VL Whole Slide Microscopy image in the series", path=where)
+    warnings = [f"{name} is not a whole-slide image and was skipped" for name in skipped]
+    frames = RemoteFrames(series)
+    return _build(chosen, frames, warnings, where)

@@ -13,9 +13,11 @@ import numpy as np
 
 from ..errors import InputError
 from ..model import Compression, FileRange, Frame
+from .sources import RemoteFrame
 
-#: One frame: (file descriptor, ((offset, length), ...)) or None for a tile with no frame.
-Entry = tuple[int, tuple[tuple[int, int], ...]] | None
+#: One frame: (file descriptor, ((offset, length), ...)), a frame on a DICOMweb server, or None
+#: for a tile with no frame.
+Entry = tuple[int, tuple[tuple[int, int], ...]] | RemoteFrame | None
 
 
 class DicomTileSource:
@@ -58,6 +60,9 @@ class DicomTileSource:
             if self.blank is None:
                 raise InputError(f"{self.label} ({x}, {y}, z={z}, c={c}) is missing")
             return self.blank
+        if isinstance(entry, RemoteFrame):
+            data = entry.fetch()
+            return data[:2] + self.insert + data[2:] if self.insert else data
         fd, ranges = entry
         parts = []
         for offset, length in ranges:
@@ -77,12 +82,14 @@ class DicomTileSource:
         entry = self._entry(x, y, z, c)
         if entry is None:
             return len(self.blank) if self.blank is not None else None
+        if isinstance(entry, RemoteFrame):
+            return None
         return sum(length for _, length in entry[1]) + len(self.insert or b"")
 
     def frame_parts(self, keys: Iterable[tuple[int, int, int, int]]) -> Iterator[Frame]:
         for key in keys:
             entry = self._entry(*key)
-            if entry is None:
+            if entry is None or isinstance(entry, RemoteFrame):
                 yield (self.encoded(*key),)
             else:
                 fd, ranges = entry

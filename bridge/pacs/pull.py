@@ -23,6 +23,7 @@ from pydicom import dcmread
 
 from ..convert import staged_directory
 from ..errors import InputError, OutputError
+from .dicomweb import DicomWeb, RemoteSeries
 from .errors import PacsError, ServerError, ServerUnreachable
 from .records import PullReport, RemoteInstance, SeriesSummary
 from .retry import RetryPolicy, TransientError
@@ -102,9 +103,10 @@ def _pull_ome_tiff(
     progress: ProgressFactory | None,
     log: Callable[[str], None] | None,
 ) -> PullReport:
-    """Interim: the series into a temporary DICOM folder next to ``dst``, then converted
-    with :func:`bridge.convert.convert` and removed. (Streaming frames straight into the
-    writer, with :class:`bridge.pacs.dicomweb.RemoteSeries`, avoids this copy.)"""
+    """Over DICOMweb, frames stream from the server straight into the OME-TIFF writer
+    (:class:`bridge.pacs.dicomweb.RemoteSeries` read by ``bridge.dicom.reader.read_remote``):
+    no local copy of the slide. DIMSE C-GET moves whole instances, so over DIMSE the series
+    goes to a temporary DICOM folder next to ``dst``, is converted, and is removed."""
     from ..convert import convert
 
     series = sorted({r.series_uid for r in refs})
@@ -115,6 +117,8 @@ def _pull_ome_tiff(
         )
     if dst.exists() and not overwrite:
         raise OutputError("exists already", path=dst, hint="pass --overwrite to replace it")
+    if isinstance(source, DicomWeb):
+        return _stream_ome_tiff(source, refs, dst, overwrite=overwrite, progress=progress)
     parent = dst.parent if str(dst.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -127,6 +131,35 @@ def _pull_ome_tiff(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report.files = [dst]
+    return report
+
+
+def _stream_ome_tiff(
+    source: DicomWeb,
+    refs: Sequence[RemoteInstance],
+    dst: Path,
+    *,
+    overwrite: bool,
+    progress: ProgressFactory | None,
+) -> PullReport:
+    from ..convert import write_ome_tiff
+    from ..dicom.reader import read_remote
+
+    remote = RemoteSeries(source, refs[0].study_uid, refs[0].series_uid)
+    datasets = remote.datasets()
+    slide = read_remote(remote, datasets, f"{source.name} series {refs[0].series_uid}")
+    try:
+        result = write_ome_tiff(
+            slide, dst, label=f"series {refs[0].series_uid}", overwrite=overwrite,
+            progress=progress,
+        )  # fmt: skip
+    finally:
+        if slide.close:
+            slide.close()
+    report = PullReport(source=source.name, total=len(refs), received=len(datasets))
+    report.files = [dst]
+    report.frames = result.frames
+    report.transfer_syntaxes = {remote.transfer_syntax(str(d.SOPInstanceUID)) for d in datasets}
     return report
 
 

@@ -166,6 +166,11 @@ def convert(
     target = target_of(source_kind, dst, to)
     if target not in ("dicom", "ome-tiff"):
         raise UnsupportedError(f"unknown target format {target!r}", hint="use dicom or ome-tiff")
+    if codec == "jpeg" and lossy is None:
+        raise InputError(
+            "JPEG is lossy: --codec jpeg needs --lossy QUALITY",
+            hint="for exact pixels use --codec jpegls, jpeg2000, htj2k or native",
+        )
     options = _Options(
         slide_id, pixel_size_um, patient, codec, lossy, Path(annotations) if annotations else None
     )
@@ -213,9 +218,9 @@ def _add_geojson(slide: Slide, path: Path) -> Slide:
 
     try:
         groups, notes = read_geojson(path)
-        image = next(slide.volumes())
-    except StopIteration:
-        raise InputError("the slide has no pyramid to add annotations to", path=path) from None
+        image = next(slide.volumes(), None)
+        if image is None:
+            raise InputError("the slide has no pyramid to add annotations to", path=path)
     except BaseException:
         if slide.close:
             slide.close()

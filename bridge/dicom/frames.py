@@ -75,6 +75,8 @@ def index_frames(path: str | Path, n_frames: int, frame_size: int) -> FrameIndex
     bot, fragments = fragments[0], fragments[1:]
     if len(fragments) == n_frames:
         groups = [[f] for f in fragments]
+    elif n_frames == 1:  # PS3.5 A.4: every fragment belongs to the only frame
+        groups = [list(fragments)]
     else:
         offsets = _offsets(path, eot, bot)
         if offsets is None or len(offsets) != n_frames:
@@ -91,6 +93,8 @@ def index_frames(path: str | Path, n_frames: int, frame_size: int) -> FrameIndex
             while frame + 1 < n_frames and fragment[0] - 8 >= starts[frame + 1]:
                 frame += 1
             groups[frame].append(fragment)
+        if any(not g for g in groups) or frame < 0:
+            raise InputError("the offset table does not match the Pixel Data fragments", path=path)
     out = []
     with open(path, "rb") as fh:
         fd = fh.fileno()

@@ -155,6 +155,13 @@ def read(
     frames = FileFrames()
     try:
         return _build(chosen, frames, warnings, where, annotations)
+    except (AttributeError, KeyError, TypeError, ValueError, ZeroDivisionError, IndexError) as exc:
+        frames.close()
+        raise InputError(
+            f"the DICOM header is incomplete or inconsistent ({type(exc).__name__}: {exc})",
+            path=where,
+            hint="check the files with: omedicom check PATH",
+        ) from None
     except BaseException:
         frames.close()
         raise
@@ -162,6 +169,8 @@ def read(
 
 def _kind(ds: Dataset) -> ImageKind:
     image_type = list(ds.get("ImageType", []))
+    if len(image_type) >= 3 and image_type[2] == "LOCALIZER":  # retired (PS3.3-2021c)
+        return ImageKind.OVERVIEW
     if len(image_type) >= 3 and image_type[2] in ImageKind.__members__:
         return ImageKind[image_type[2]]
     return ImageKind.VOLUME
@@ -276,6 +285,8 @@ def _image(
     warnings: list[str],
 ) -> tuple[Image, list[DicomHeader]]:
     by_size: dict[tuple[int, int], list[tuple[Path, Dataset]]] = defaultdict(list)
+    # instance order decides channel order: Instance Number, not file names (c10 < c2)
+    group = sorted(group, key=lambda fd: (int(fd[1].get("InstanceNumber", 0) or 0), str(fd[0])))
     for f, ds in group:
         by_size[_size(ds)].append((f, ds))
     sizes = sorted(by_size, key=lambda s: (-s[0] * s[1], -s[0]))
@@ -417,6 +428,7 @@ def _codec(ds: Dataset, first_frame: bytes | None) -> tuple[Codec, bytes | None,
     """Codec of an instance's frames, the marker to insert (if any), and an issue (if any)."""
     ts = str(ds.file_meta.TransferSyntaxUID)
     pi = str(ds.PhotometricInterpretation)
+    history = str(ds.get("LossyImageCompression", "")) == "01"  # once lossy, always lossy
     spp = int(ds.SamplesPerPixel)
     bits = int(ds.BitsAllocated)
     mono = pi.startswith("MONOCHROME")
@@ -429,7 +441,10 @@ def _codec(ds: Dataset, first_frame: bytes | None) -> tuple[Codec, bytes | None,
             issue = "colour-by-plane native pixels (Planar Configuration 1) are not supported yet"
         elif bits not in (8, 16):
             issue = f"{bits}-bit pixels are not supported"
-        return Codec(Compression.NONE, photometric, bits, spp, lossless=True), None, issue
+        codec = Codec(
+            Compression.NONE, photometric, bits, spp, lossless=True, lossy_history=history
+        )
+        return codec, None, issue
     if ts in _JPEG:
         assert first_frame is not None
         header = jpeg.parse_header(first_frame)
@@ -443,19 +458,29 @@ def _codec(ds: Dataset, first_frame: bytes | None) -> tuple[Codec, bytes | None,
             lossless=header.lossless,
             process=header.sof & 0xFF,
             inserted_marker=insert,
+            lossy_history=history,
         )
         issue = None if header.precision == 8 else f"{header.precision}-bit JPEG"
+        if (header.width, header.height) != (int(ds.Columns), int(ds.Rows)):
+            raise MetadataError(
+                f"the JPEG frames are {header.width}×{header.height}, the header says "
+                f"{ds.Columns}×{ds.Rows} (Columns × Rows)"
+            )
         return codec, insert, issue
     if ts in _J2K:
         photometric = {
             "YBR_RCT": Photometric.YBR_RCT,
             "YBR_ICT": Photometric.YBR_ICT,
         }.get(pi, Photometric.MONOCHROME if mono else Photometric.RGB)
-        codec = Codec(Compression.JPEG2000, photometric, bits, spp, lossless=_J2K[ts])
+        codec = Codec(
+            Compression.JPEG2000, photometric, bits, spp, lossless=_J2K[ts], lossy_history=history
+        )
         return codec, None, None
     if ts in _JPEGLS:
         photometric = Photometric.MONOCHROME if mono else Photometric.RGB
-        codec = Codec(Compression.JPEGLS, photometric, bits, spp, lossless=_JPEGLS[ts])
+        codec = Codec(
+            Compression.JPEGLS, photometric, bits, spp, lossless=_JPEGLS[ts], lossy_history=history
+        )
         return codec, None, None
     codec = Codec(Compression.OTHER, Photometric.RGB, bits, spp)
     return codec, None, f"transfer syntax {UID(ts).name} is not supported"

@@ -62,8 +62,7 @@ class FileFrames:
 
     def first(self, entry: tuple) -> bytes:
         fd, ranges = entry
-        offset, length = ranges[0]
-        return os.pread(fd, length, offset)
+        return b"".join(os.pread(fd, length, offset) for offset, length in ranges)
 
     def close(self) -> None:
         for fd in self.fds.values():

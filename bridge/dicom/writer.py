@@ -189,7 +189,9 @@ def _frame_sizes(
 
 
 def _evenly_spaced(z: Sequence[float]) -> bool:
-    if len(z) < 3:
+    """Whether planes can share one TILED_FULL instance: strictly increasing Z (glass to
+    coverslip, C.7.6.17.3) in equal steps (one Spacing Between Slices)."""
+    if len(z) < 2:
         return True
     steps = [b - a for a, b in itertools.pairwise(z)]
     return max(steps) - min(steps) <= 1e-3 and min(steps) > 0
@@ -232,14 +234,20 @@ class SlideWriter:
         self.pixel_size_override = pixel_size_um
         self.progress = progress
         patient = slide.patient
+        # Headers carried from a DICOM source (through an OME-TIFF) fix the shared identity,
+        # so instances written afresh join the same Study, Series and Frame of Reference.
+        self._headers = [carrier.dataset_from_json(h.json) for h in slide.carriers.dicom]
+        first = self._headers[0] if self._headers else Dataset()
+        specimen = first.get("SpecimenDescriptionSequence") or [Dataset()]
         self.identity = identity or Identity(
-            study_uid=patient.study_uid or generate_uid(),
-            series_uid=patient.series_uid or generate_uid(),
-            frame_of_reference_uid=generate_uid(),
+            study_uid=patient.study_uid or first.get("StudyInstanceUID") or generate_uid(),
+            series_uid=patient.series_uid or first.get("SeriesInstanceUID") or generate_uid(),
+            frame_of_reference_uid=first.get("FrameOfReferenceUID") or generate_uid(),
             container_id=slide.slide_id,
-            specimen_uid=generate_uid(),
+            specimen_uid=specimen[0].get("SpecimenUID") or generate_uid(),
             now=datetime.now(UTC).astimezone(),
         )
+        self._used_headers: set[int] = set()
         self._instance_number = 0
         self._plans: list[InstancePlan] | None = None
         self.target = target
@@ -370,7 +378,9 @@ class SlideWriter:
         volumes = [i for i in self.slide.images if i.kind is ImageKind.VOLUME]
         reference = volumes[0] if volumes else None
         pyramid_uids = {
-            i.source_index: generate_uid() for i in self.slide.images if i.kind is ImageKind.VOLUME
+            i.source_index: self._carried_value(i, "PyramidUID") or generate_uid()
+            for i in self.slide.images
+            if i.kind is ImageKind.VOLUME
         }
         for plan in self.plan():
             uid = pyramid_uids.get(plan.image.source_index)
@@ -396,34 +406,62 @@ class SlideWriter:
             result.path, result.sop_instance_uid, image.source_index, -1, image.kind, 0
         )
 
+    def _carried_value(self, image: Image, keyword: str) -> object | None:
+        """An attribute of the carried source header of this image's base level, if any."""
+        for header, dataset in zip(self.slide.carriers.dicom, self._headers, strict=True):
+            if header.image_index == image.source_index and header.level == 0:
+                value = dataset.get(keyword)
+                if value:
+                    return value
+        return None
+
     def _carried(self, plan: InstancePlan, tsuid: UID) -> Dataset | None:
         """The source instance's own header when this level came from DICOM through an
-        OME-TIFF and its frames can be written back as they were: same transfer syntax, and the
-        same tiling (native frames can be re-tiled back)."""
+        OME-TIFF and its frames can be written back as they were: same transfer syntax,
+        TILED_FULL (per-frame positions of a sparse source would no longer match), the same
+        optical paths and focal plane, and the same tiling (native frames can be re-tiled
+        back). Each header is used at most once."""
         image, level = plan.image, plan.level
-        for header in self.slide.carriers.dicom:
+        for number, header in enumerate(self.slide.carriers.dicom):
+            if number in self._used_headers:
+                continue
             if header.image_index != image.source_index or header.level != level.index:
                 continue
             if header.transfer_syntax != str(tsuid):
                 continue
             dataset = carrier.dataset_from_json(header.json)
-            paths = [
-                str(i.get("OpticalPathIdentifier", ""))
-                for i in dataset.get("OpticalPathSequence", [])
+            frames = int(dataset.get("NumberOfFrames", 1))
+            if frames > 1 and dataset.get("DimensionOrganizationType") != "TILED_FULL":
+                continue
+            # headers come in channel order (the reader sorts by Instance Number); names, where
+            # both sides have them, must agree
+            names = [
+                i.get("OpticalPathDescription") for i in dataset.get("OpticalPathSequence", [])
             ]
             wanted = [
-                image.channels[c].id if c < len(image.channels) else "" for c in plan.channels
+                image.channels[c].name if c < len(image.channels) else None for c in plan.channels
             ]
-            if len(image.channels) > 1 and paths != wanted:
+            if len(names) != len(wanted) or any(
+                a and b and a != b for a, b in zip(names, wanted, strict=True)
+            ):
                 continue
+            if image.size_z > 1:
+                try:
+                    z = float(
+                        dataset.TotalPixelMatrixOriginSequence[0].ZOffsetInSlideCoordinateSystem
+                    )
+                except (AttributeError, IndexError, ValueError):
+                    z = 0.0
+                if abs(z - image.focal_planes_um[plan.planes[0]]) > 1e-3:
+                    continue
             tile = (int(dataset.get("Columns", 0)), int(dataset.get("Rows", 0)))
             if tile != level.tile_size and level.codec.compression is not Compression.NONE:
-                return None
+                continue
             nx = -(-level.size[0] // tile[0])
             ny = -(-level.size[1] // tile[1])
-            n = nx * ny * len(plan.planes) * len(plan.channels)
-            if int(dataset.get("NumberOfFrames", 1)) != n:
+            if frames != nx * ny * len(plan.planes) * len(plan.channels):
                 continue
+            self._used_headers.add(number)
             return dataset
         return None
 
@@ -694,6 +732,17 @@ class SlideWriter:
         """
         if image.origin_mm and image.orientation:
             return image.origin_mm, image.orientation
+        origin = self._carried_value(image, "TotalPixelMatrixOriginSequence")
+        carried = self._carried_value(image, "ImageOrientationSlide")
+        if origin and carried and len(carried) == 6:  # the DICOM source's own placement
+            item = origin[0]
+            return (
+                (
+                    float(item.XOffsetInSlideCoordinateSystem),
+                    float(item.YOffsetInSlideCoordinateSystem),
+                ),
+                tuple(float(v) for v in carried),
+            )
         orientation = DEFAULT_ORIENTATION
         # rows run along +Y (image width), columns along +X (image height)
         x0 = SLIDE_SIZE_MM[0] / 2 - extent[1] / 2

@@ -81,10 +81,36 @@ def _update_carried(
 
     ome.uuid = file_uuid
     ome.creator = CREATOR
+    by_index = {image.source_index: image for image in images}
     for index, ome_image in enumerate(ome.images):
-        if index in layout:
-            ome_image.pixels.tiff_data_blocks = [_tiff_data(layout[index], file_name, file_uuid)]
+        if index not in layout:
+            continue
+        pixels = ome_image.pixels
+        pixels.tiff_data_blocks = [_tiff_data(layout[index], file_name, file_uuid)]
+        image = by_index.get(index)
+        if image is not None and pixels.size_t > 1:
+            # one time point was written: say so, keep that point's Plane elements
+            t = image.time_point or 0
+            pixels.size_t = 1
+            pixels.planes = [p for p in pixels.planes if p.the_t == t]
+            for plane in pixels.planes:
+                plane.the_t = 0
     return ome_types.to_xml(ome)
+
+
+def plane_order(slide: Slide, image: Image) -> str:
+    """The order the OME-TIFF writer stores an image's planes in: the carried OME-XML's
+    DimensionOrder when there is one (so it stays true), else XYZCT (Z fastest)."""
+    if slide.carriers.ome_xml:
+        from .omexml import parse
+
+        try:
+            ome = parse(slide.carriers.ome_xml)
+        except Exception:
+            return "XYZCT"
+        if len(ome.images) > image.source_index:
+            return ome.images[image.source_index].pixels.dimension_order
+    return "XYZCT"
 
 
 def _build_new(
@@ -145,8 +171,15 @@ def _build_new(
             pixels["physical_size_x"] = image.pixel_size_um[0]
             pixels["physical_size_y"] = image.pixel_size_um[1]
         z = image.focal_planes_um
-        if len(z) > 1:  # OME has one step for all planes: the mean (planes are written in order)
+        if len(z) > 1:  # the mean step; Plane/@PositionZ keeps each plane's own Z
+            from ome_types.model import Plane
+
             pixels["physical_size_z"] = (z[-1] - z[0]) / (len(z) - 1)
+            pixels["planes"] = [
+                Plane(the_z=k, the_c=c, the_t=0, position_z=z[k], position_z_unit="µm")
+                for c in range(size_c // samples or 1)
+                for k in range(len(z))
+            ]
         if image.kind is ImageKind.VOLUME:
             name = image.name or slide.slide_id
         else:

@@ -12,6 +12,7 @@ Nothing is decoded: levels hand out each tile's stored bytes (see ``tiles.py``).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import os
 from pathlib import Path
@@ -522,7 +523,9 @@ def _focal_planes(pixels: omexml.Pixels, sizes: dict[str, int], t: int) -> tuple
             if unit in tables.table("units")["length"]:
                 known[plane.the_z] = tables.length_to_um(value, unit)
     if n > 1 and len(known) == n:
-        return tuple(known[k] - known[0] for k in range(n))
+        z = [known[k] - known[0] for k in range(n)]
+        if all(b > a for a, b in itertools.pairwise(z)):  # glass to coverslip, no repeats
+            return tuple(z)
     if pixels.physical_size_z is not None:
         dz = tables.length_to_um(*pixels.physical_size_z, what="PhysicalSizeZ")
         return tuple(k * dz for k in range(n))

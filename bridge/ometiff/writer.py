@@ -88,6 +88,7 @@ def plan_level(slide: Slide, image: Image, level: Level) -> LevelPlan:
     if codec.compression in (Compression.JPEG, Compression.JPEG2000, Compression.JPEGLS,
                              Compression.NONE):  # fmt: skip
         size = min(RETILE, -(-max(level.size) // 16) * 16)
+        tile = (rows, cols) if aligned else (size, size)  # keep the frame grid where TIFF can
         why = (
             f"{codec.compression.value} cannot be stored in TIFF as it is"
             if aligned
@@ -95,15 +96,15 @@ def plan_level(slide: Slide, image: Image, level: Level) -> LevelPlan:
         )
         note = (
             f"image {image.source_index} level {level.index}: {why}; tiles decoded and "
-            f"written losslessly (Deflate, {size}×{size})"
+            f"written losslessly (Deflate, {tile[1]}×{tile[0]} tiles)"
             if codec.compression is not Compression.NONE
             else f"image {image.source_index} level {level.index}: {why}; re-tiled to "
-            f"{size}×{size} (bytes moved, no codec)"
+            f"{tile[1]}×{tile[0]} (bytes moved, no codec)"
         )
         options = {"photometric": photometric}
         if codec.compression is not Compression.NONE:
             options["compression"] = "zlib"
-        return LevelPlan(level, (size, size), options, False, notes=[note])
+        return LevelPlan(level, tile, options, False, notes=[note])
     raise UnsupportedError(
         f"{codec.compression.value} tiles cannot be written to OME-TIFF", path=slide.source
     )
@@ -139,6 +140,9 @@ class OmeTiffWriter:
         }
         for plan in self.plans.values():
             self.notes.extend(plan.notes)
+        from .omexml_writer import plane_order
+
+        self.orders = {image.source_index: plane_order(slide, image) for image in self.images}
 
     @staticmethod
     def _levels(image: Image) -> tuple[Level, ...]:
@@ -187,7 +191,11 @@ class OmeTiffWriter:
         dtype = np.dtype(image.dtype)
         width, height = level.size
         samples = level.codec.samples_per_pixel
-        planes = [(z, c) for c in range(image.size_c) for z in range(image.size_z)]
+        order = self.orders.get(image.source_index, "XYZCT")
+        if order.index("C") < order.index("Z"):  # C varies faster than Z
+            planes = [(z, c) for z in range(image.size_z) for c in range(image.size_c)]
+        else:
+            planes = [(z, c) for c in range(image.size_c) for z in range(image.size_z)]
         shape: tuple[int, ...] = (height, width, samples) if samples > 1 else (height, width)
         if len(planes) > 1:
             shape = (len(planes), *shape)

@@ -441,8 +441,9 @@ class SlideWriter:
             wanted = [
                 image.channels[c].name if c < len(image.channels) else None for c in plan.channels
             ]
-            if len(names) != len(wanted) or any(
-                a and b and a != b for a, b in zip(names, wanted, strict=True)
+            if names and (
+                len(names) != len(wanted)
+                or any(a and b and a != b for a, b in zip(names, wanted, strict=True))
             ):
                 continue
             if image.size_z > 1:

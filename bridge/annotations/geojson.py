@@ -39,9 +39,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +49,7 @@ import numpy as np
 from ..errors import InputError, OutputError
 from ..model import AnnotationGroup, GraphicType
 from . import codes
+from .shapes import GroupAccumulator
 
 _GEOMETRIES = {
     "Point",
@@ -60,30 +60,6 @@ _GEOMETRIES = {
     "MultiPolygon",
 }
 _ELLIPSE_VERTICES = 72
-
-
-@dataclass
-class _Acc:
-    coords: array = field(default_factory=lambda: array("d"))
-    lengths: array = field(default_factory=lambda: array("q"))
-    objects: array = field(default_factory=lambda: array("q"))
-    measurements: dict[str, array] = field(default_factory=dict)
-
-    def add(self, points: Any, obj: int, values: dict[str, float] | None) -> None:
-        if isinstance(points, tuple):  # one (x, y)
-            self.coords.extend(points)
-            n = 1
-        else:
-            self.coords.extend(points.ravel().tolist())
-            n = len(points)
-        index = len(self.lengths)
-        self.lengths.append(n)
-        self.objects.append(obj)
-        if values:
-            for name in values.keys() - self.measurements.keys():
-                self.measurements[name] = array("d", [math.nan]) * index
-        for name, column in self.measurements.items():
-            column.append(values.get(name, math.nan) if values else math.nan)
 
 
 @dataclass(frozen=True)
@@ -98,7 +74,7 @@ class _Key:
 
 class _Reader:
     def __init__(self) -> None:
-        self.groups: dict[_Key, _Acc] = {}
+        self.groups: dict[_Key, GroupAccumulator] = {}
         self.objects = 0
         self.multi_part = False
         self.holes = 0
@@ -136,8 +112,11 @@ class _Reader:
             key = self._key(graphic, props)
             acc = self.groups.get(key)
             if acc is None:
-                acc = self.groups[key] = _Acc()
-            acc.add(points, obj, values)
+                acc = self.groups[key] = GroupAccumulator()
+            if isinstance(points, tuple):  # one (x, y)
+                acc.add_point(*points, obj, values)
+            else:
+                acc.add(points, obj, values)
 
     def _parts(self, geometry: Any, props: dict) -> Any:
         if isinstance(geometry, tuple) and geometry[0] == "collection":
@@ -280,7 +259,7 @@ def read_geojson(source: str | bytes | Path) -> tuple[tuple[AnnotationGroup, ...
     return tuple(groups), tuple(warnings)
 
 
-def _group(key: _Key, acc: _Acc, defs: list | None) -> AnnotationGroup:
+def _group(key: _Key, acc: GroupAccumulator, defs: list | None) -> AnnotationGroup:
     coords = np.frombuffer(acc.coords, dtype=np.float64).reshape(-1, 2).copy()
     lengths = np.frombuffer(acc.lengths, dtype=np.int64)
     offsets = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)

@@ -40,7 +40,6 @@ from __future__ import annotations
 import io
 import math
 import re
-from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,35 +116,6 @@ class _GroupMeta:
         return found if found[0] and found[1] else None  # type: ignore[return-value]
 
 
-@dataclass
-class _Acc:
-    """Flat accumulators of one group while reading."""
-
-    coords: array = field(default_factory=lambda: array("d"))
-    lengths: array = field(default_factory=lambda: array("q"))
-    objects: array = field(default_factory=lambda: array("q"))
-    measurements: dict[str, array] = field(default_factory=dict)
-
-    def add(self, points: np.ndarray, obj: int, values: dict[str, float] | None) -> None:
-        self.coords.extend(points.ravel().tolist())
-        self._count(len(points), obj, values)
-
-    def add_point(self, x: float, y: float, obj: int, values: dict[str, float] | None) -> None:
-        self.coords.append(x)
-        self.coords.append(y)
-        self._count(1, obj, values)
-
-    def _count(self, n: int, obj: int, values: dict[str, float] | None) -> None:
-        index = len(self.lengths)
-        self.lengths.append(n)
-        self.objects.append(obj)
-        if values:
-            for name in values.keys() - self.measurements.keys():
-                self.measurements[name] = array("d", [math.nan]) * index
-        for name, column in self.measurements.items():
-            column.append(values.get(name, math.nan) if values else math.nan)
-
-
 @dataclass(frozen=True)
 class _Key:
     graphic_type: GraphicType
@@ -167,10 +137,10 @@ class _Reader:
         self.image_refs: list[set[str]] | None = None  # made when there are several Images
         self.images_seen = 0
         self._last: tuple | None = None
-        self._last_acc: _Acc | None = None
+        self._last_acc: shapes.GroupAccumulator | None = None
         self.group_maps: dict[str, _GroupMeta] = {}
         self.value_maps: dict[str, dict[str, float]] = {}
-        self.groups: dict[tuple, _Acc] = {}
+        self.groups: dict[tuple, shapes.GroupAccumulator] = {}
         self.warnings: list[str] = []
         self.skipped: dict[str, list[str]] = {}
         self.unreferenced: list[str] = []
@@ -335,7 +305,7 @@ class _Reader:
         else:
             acc = self.groups.get(key)  # type: ignore[arg-type]
             if acc is None:
-                acc = self.groups[key] = _Acc()  # type: ignore[index]
+                acc = self.groups[key] = shapes.GroupAccumulator()  # type: ignore[index]
             self._last, self._last_acc = key, acc
         if points is None:
             acc.add_point(x, y, obj, values)
@@ -407,7 +377,7 @@ class _Reader:
             groups = [_replace_objects(g, None) for g in groups]
         return tuple(groups), tuple(warnings)
 
-    def _group(self, key: _Key, acc: _Acc) -> AnnotationGroup:
+    def _group(self, key: _Key, acc: shapes.GroupAccumulator) -> AnnotationGroup:
         coords = np.frombuffer(acc.coords, dtype=np.float64).reshape(-1, 2).copy()
         lengths = np.frombuffer(acc.lengths, dtype=np.int64)
         offsets = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)

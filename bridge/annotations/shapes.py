@@ -14,6 +14,10 @@ states) while the Bulk Annotations text only says "units of pixels" (MAPPING.md 
 
 from __future__ import annotations
 
+import math
+from array import array
+from dataclasses import dataclass, field
+
 import numpy as np
 
 Affine = tuple[float, float, float, float, float, float]  # A00, A01, A02, A10, A11, A12
@@ -131,3 +135,34 @@ def parse_points(text: str) -> np.ndarray:
     if values.size % 2:
         raise ValueError(f"odd number of values in Points ({values.size})")
     return values.reshape(-1, 2)
+
+
+@dataclass
+class GroupAccumulator:
+    """Flat arrays of one annotation group while a reader (OME ROIs, GeoJSON) collects it:
+    coordinates, points per annotation, source object, and one measurement column per name
+    (NaN where an annotation has no value)."""
+
+    coords: array = field(default_factory=lambda: array("d"))
+    lengths: array = field(default_factory=lambda: array("q"))
+    objects: array = field(default_factory=lambda: array("q"))
+    measurements: dict[str, array] = field(default_factory=dict)
+
+    def add(self, points: np.ndarray, obj: int, values: dict[str, float] | None) -> None:
+        self.coords.extend(points.ravel().tolist())
+        self._count(len(points), obj, values)
+
+    def add_point(self, x: float, y: float, obj: int, values: dict[str, float] | None) -> None:
+        self.coords.append(x)
+        self.coords.append(y)
+        self._count(1, obj, values)
+
+    def _count(self, n: int, obj: int, values: dict[str, float] | None) -> None:
+        index = len(self.lengths)
+        self.lengths.append(n)
+        self.objects.append(obj)
+        if values:
+            for name in values.keys() - self.measurements.keys():
+                self.measurements[name] = array("d", [math.nan]) * index
+        for name, column in self.measurements.items():
+            column.append(values.get(name, math.nan) if values else math.nan)

@@ -49,7 +49,7 @@ import numpy as np
 
 from ..errors import MetadataError
 from ..model import AnnotationGroup, GraphicType
-from . import codes, shapes
+from . import codes, section, shapes
 
 OME_2016_06 = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
 GROUP_NS = "urn:omedicom:annotation-group:1"
@@ -438,6 +438,9 @@ def _replace_objects(group: AnnotationGroup, objects: np.ndarray | None) -> Anno
     return replace(group, objects=objects)
 
 
+_OME_NAMESPACE = re.compile(r"<(?:\w+:)?OME\b[^>]*xmlns(?::\w+)?=\"([^\"]+/OME/\d{4}-\d{2})\"")
+
+
 def _to_2016(data: bytes) -> bytes:
     """The document in the 2016-06 schema (older OME schemas upgraded with ome-types' XSLT)."""
     from lxml import etree
@@ -458,21 +461,72 @@ def _to_2016(data: bytes) -> bytes:
         ) from None
 
 
+def _scanned(
+    xml: str | bytes, image_index: int, split: section.RoiSplit | None = None
+) -> tuple[tuple[AnnotationGroup, ...], tuple[str, ...]] | None:
+    """The ROIs read by the scanner (:mod:`.roi_scan`), or None where it does not apply.
+    ``split`` is :func:`section.split_rois` of ``xml`` when the caller has made it already."""
+    from lxml import etree
+
+    from . import roi_scan
+
+    head = xml[:4096] if isinstance(xml, str) else bytes(xml[:4096]).decode("utf-8", "replace")
+    match = _OME_NAMESPACE.search(head)
+    if match is None or match.group(1) != OME_2016_06:
+        return None
+    if split is None:
+        try:
+            text = xml if isinstance(xml, str) else bytes(xml).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        split = section.split_rois(text)
+    if split is None or split.prefix:
+        return None
+    reader = _Reader(image_index)
+    reader.images_seen = split.images
+    documents = [split.head.encode("utf-8")]
+    if split.maps:
+        documents.append(f'<w xmlns="{OME_2016_06}">{split.maps}</w>'.encode())
+    try:
+        for document in documents:
+            for _event, el in etree.iterparse(
+                io.BytesIO(document), events=("end",), tag="{*}MapAnnotation", huge_tree=True
+            ):
+                reader.map_annotation(el)
+                el.clear(keep_tail=False)
+    except etree.XMLSyntaxError as exc:
+        raise MetadataError(f"the OME-XML is not well-formed: {exc}") from None
+    try:
+        roi_scan.scan(split, reader, OME_2016_06)
+    except roi_scan.Fallback:
+        return None
+    return reader.result()
+
+
 def rois_from_ome_xml(
-    xml: str | bytes, image_index: int = 0
+    xml: str | bytes, image_index: int = 0, split: section.RoiSplit | None = None
 ) -> tuple[tuple[AnnotationGroup, ...], tuple[str, ...]]:
     """The ROIs of OME Image ``image_index`` as annotation groups, and warnings.
 
     Warnings name the shapes that cannot become DICOM annotations (Mask, Label), ROIs that no
     Image references (taken for the first Image), shapes on another time point, and shapes
     skipped because they are malformed. Raises :class:`MetadataError` if the XML is not
-    well-formed.
+    well-formed. ``split`` (:func:`section.split_rois` of a 2016-06 ``xml``) saves cutting
+    the document again when several Images are read.
     """
+    if "ROI" not in xml if isinstance(xml, str) else b"ROI" not in xml:
+        return (), ()
+    fast = _scanned(xml, image_index, split)
+    return fast if fast is not None else _parsed(xml, image_index)
+
+
+def _parsed(
+    xml: str | bytes, image_index: int
+) -> tuple[tuple[AnnotationGroup, ...], tuple[str, ...]]:
+    """The ROIs read element by element (streaming lxml): every document, every rule."""
     from lxml import etree
 
     data = xml.encode("utf-8") if isinstance(xml, str) else bytes(xml)
-    if b"ROI" not in data:
-        return (), ()
     data = _to_2016(data)
     reader = _Reader(image_index)
     context = etree.iterparse(

@@ -162,7 +162,7 @@ class GroupAccumulator:
         self.lengths.append(n)
         self.objects.append(obj)
         if values:
-            for name in values.keys() - self.measurements.keys():
+            for name in [k for k in values if k not in self.measurements]:
                 self.measurements[name] = array("d", [math.nan]) * index
         for name, column in self.measurements.items():
             column.append(values.get(name, math.nan) if values else math.nan)

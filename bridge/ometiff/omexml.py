@@ -206,7 +206,21 @@ def _upgrade(data: bytes, namespace: str) -> ET.Element:
 
 
 def parse(xml: str | bytes) -> Ome:
-    """Read an OME-XML document (any schema version ome-types can upgrade)."""
+    """Read an OME-XML document (any schema version ome-types can upgrade).
+
+    ROIs are not read here (see ``bridge.annotations``): when the document has some, they are
+    cut off first, as text, so that a million shapes do not become a million elements.
+    """
+    if "ROI" in xml if isinstance(xml, str) else b"ROI" in xml:
+        from ..annotations.section import split_rois
+
+        try:
+            text = xml if isinstance(xml, str) else xml.decode("utf-8")
+        except UnicodeDecodeError:
+            text = ""  # the full parse below says what is wrong
+        split = split_rois(text) if text else None
+        if split is not None:
+            xml = split.head
     root = _root(xml)
     namespace = root.tag[1:].split("}", 1)[0] if root.tag.startswith("{") else ""
     objectives: dict[str, Objective] = {}

@@ -41,13 +41,20 @@ def build(slide: Slide, images: Sequence[Image], file_name: str, file_uuid: str)
     import ome_types
 
     from ..annotations import has_rois, insert_rois
+    from ..annotations.section import join_rois, split_rois
 
     layout = _ifd_layout(images)
-    if slide.carriers.ome_xml:
-        ome = ome_types.from_xml(slide.carriers.ome_xml, validate=False)
+    carried = slide.carriers.ome_xml
+    if carried:
+        # ome-types rewrites the document without its ROI part, which goes back in as text:
+        # a million shapes as pydantic objects would take minutes and gigabytes
+        split = split_rois(carried) if has_rois(carried) else None
+        ome = ome_types.from_xml(split.head if split else carried, validate=False)
         if len(ome.images) == len(images):
             xml = _update_carried(ome, images, layout, file_name, file_uuid)
-            if has_rois(slide.carriers.ome_xml):  # the original ROIs, Mask and Label included
+            if split is not None:  # the original ROIs, Mask and Label included
+                return "".join(join_rois(xml, split))
+            if has_rois(carried):
                 return xml
             return _with_rois(xml, slide, images, insert_rois)
     xml = ome_types.to_xml(_build_new(slide, images, layout, file_name, file_uuid))

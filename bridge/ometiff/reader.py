@@ -147,7 +147,12 @@ def _read(path: Path, tf: tifffile.TiffFile, raw: RawFile, timepoint: int | None
             hint="write the file with OME metadata (Bio-Formats bfconvert, QuPath, tifffile "
             "ome=True), or add it with tifffile.tiffcomment",
         )
-    ome = parse_ome_xml(xml, path)
+    split = None
+    if "ROI" in xml:  # cheap test first: most slides have none
+        from ..annotations.section import split_rois
+
+        split = split_rois(xml)  # the metadata is read without the (maybe huge) ROI part
+    ome = parse_ome_xml(split.head if split is not None else xml, path)
     images = []
     warnings: list[str] = []
     for index, ome_image in enumerate(ome.images):
@@ -164,7 +169,7 @@ def _read(path: Path, tf: tifffile.TiffFile, raw: RawFile, timepoint: int | None
             for image in images:
                 if image.kind is not ImageKind.VOLUME:
                     continue
-                groups, notes = rois_from_ome_xml(xml, image_index=image.source_index)
+                groups, notes = rois_from_ome_xml(xml, image.source_index, split)
                 annotations.extend(groups)
                 warnings.extend(notes)
     tiff_info = tuple(

@@ -335,3 +335,64 @@ def test_join_moves_the_rois_to_another_prefix() -> None:
 )
 def test_split_declines_what_it_cannot_cut(xml: str) -> None:
     assert section.split_rois(xml) is None
+
+
+# -- writing: the one-shape-per-ROI path and the streamed description --------------------------
+
+
+def test_the_sliced_writer_writes_what_the_general_writer_writes(monkeypatch) -> None:
+    groups = [g for g in _groups() if g.objects is None]
+    groups[0] = AnnotationGroup(  # a description and a text label, too
+        groups[0].label,
+        groups[0].graphic_type,
+        groups[0].coordinates,
+        groups[0].offsets,
+        description="seen & counted",
+        color=groups[0].color,
+        measurements=groups[0].measurements,
+        provenance=(("ome:label", "text"),),
+    )
+    monkeypatch.setattr(ome_rois, "SLICE", 7)  # several slices per group
+    fast = ome_rois.rois_xml(groups, prefix="p:", ns="ome:")
+    general = ome_rois.rois_xml(groups, prefix="p:", ns="ome:", general=True)
+    assert len(fast.rois) > len(groups)  # it did slice
+    assert "".join(fast.rois) == "".join(general.rois)
+    assert "".join(fast.refs) == "".join(general.refs)
+    assert "".join(fast.annotations) == "".join(general.annotations)
+    assert fast.count == general.count == sum(g.count for g in groups)
+
+
+def test_join_hands_out_the_roi_text_in_slices(monkeypatch) -> None:
+    xml = _ome_types_doc()
+    split = section.split_rois(xml)
+    monkeypatch.setattr(section, "SLICE_CHARS", 50)
+    pieces = list(section.join_rois(split.head, split))
+    rois = split.end - split.start
+    assert sum(1 for p in pieces if len(p) <= 50) >= rois // 50  # the ROI text came in slices
+    assert ome_types.from_xml("".join(pieces)) == ome_types.from_xml(xml)
+    # a prefix change cuts between tags, never inside one
+    head = split.head.replace("<", "<ome:").replace("<ome:/", "</ome:").replace("<ome:?", "<?")
+    head = head.replace("<ome:OME xmlns=", "<ome:OME xmlns:ome=")
+    again = "".join(section.join_rois(head, split, "ome"))
+    assert ome_types.from_xml(again) == ome_types.from_xml(xml)
+
+
+def test_the_description_is_streamed_into_the_tiff(tmp_path: Path) -> None:
+    import tifffile
+
+    from bridge.ometiff.writer import PLACEHOLDER, put_description
+
+    path = tmp_path / "t.ome.tif"
+    with tifffile.TiffWriter(path, bigtiff=True, ome=False) as tw:
+        tw.write(np.zeros((32, 32), np.uint8), description=PLACEHOLDER)
+        tw.write(np.ones((16, 16), np.uint8))
+    xml = _written()
+    pieces = [xml[i : i + 1000] for i in range(0, len(xml), 1000)]
+    put_description(path, pieces)
+    with tifffile.TiffFile(path) as tif:
+        assert tif.pages.first.description == xml
+        assert tif.is_ome and len(tif.pages) == 2
+        np.testing.assert_array_equal(tif.pages[1].asarray(), np.ones((16, 16), np.uint8))
+    assert_same(
+        rois_from_ome_xml(tifffile.TiffFile(path).pages.first.description), rois_from_ome_xml(xml)
+    )

@@ -619,10 +619,18 @@ class _Ids:
 
 
 def _shape_elements(
-    group: AnnotationGroup, ids: _Ids, map_id: str, ns: str, shape_text: np.ndarray
+    group: AnnotationGroup,
+    ids: _Ids,
+    map_id: str,
+    ns: str,
+    shape_text: np.ndarray,
+    lo: int = 0,
+    hi: int | None = None,
 ) -> tuple[list[str], list[str]]:
-    """(shape XML, measurement MapAnnotation XML) of every annotation of ``group``."""
-    n = group.count
+    """(shape XML, measurement MapAnnotation XML) of annotations ``lo:hi`` of ``group``
+    (``shape_text`` has one flag per annotation of that slice)."""
+    hi = group.count if hi is None else hi
+    n = hi - lo
     gt = group.graphic_type
     kind = codes._table()["graphic_type_to_ome_shape"][gt.value]
     if (
@@ -640,11 +648,16 @@ def _shape_elements(
     if group.channel is not None:
         common += f' TheC="{group.channel}"'
     label_attr = f" Text={quoteattr(group.label)}"
-    coords = group.coordinates
-    ends = group.ends()
+    offsets = group.offsets[lo:hi]
+    ends = group.ends()[lo:hi]
+    first = int(offsets[0]) if n else 0
+    coords = group.coordinates[first : int(ends[-1]) if n else 0]
+    offsets, ends = offsets - first, ends - first
     mkeys = _measurement_keys(group)
     mvalues = (
-        np.column_stack([m.values for m in group.measurements]) if group.measurements else None
+        np.column_stack([m.values[lo:hi] for m in group.measurements])
+        if group.measurements
+        else None
     )
     out: list[str] = []
     maps: list[str] = []
@@ -658,7 +671,7 @@ def _shape_elements(
     elif kind in ("Polyline", "Polygon"):
         geometry = [
             f'Points="{shapes.points_text(coords[s:e])}"'
-            for s, e in zip(group.offsets.tolist(), ends.tolist(), strict=True)
+            for s, e in zip(offsets.tolist(), ends.tolist(), strict=True)
         ]
     else:
         corners = coords.reshape(-1, 4, 2)
@@ -711,20 +724,36 @@ def _shape_elements(
 @dataclass(frozen=True)
 class RoiXml:
     """Serialised ROIs of one Image: ``rois`` (ROI elements), ``annotations`` (MapAnnotations
-    for StructuredAnnotations) and ``refs`` (ROIRef elements for the Image), each one string."""
+    for StructuredAnnotations) and ``refs`` (ROIRef elements for the Image), each as pieces of
+    text to write one after the other (a million ROIs are never one string)."""
 
-    rois: str
-    annotations: str
-    refs: str
+    rois: tuple[str, ...]
+    annotations: tuple[str, ...]
+    refs: tuple[str, ...]
     count: int
 
 
+#: Annotations serialised per step of the one-shape-per-ROI path: bounds the small strings
+#: alive at a time.
+SLICE = 1 << 16
+
+
 def rois_xml(
-    groups: Sequence[AnnotationGroup], *, prefix: str = "omedicom:0:", ns: str = ""
+    groups: Sequence[AnnotationGroup],
+    *,
+    prefix: str = "omedicom:0:",
+    ns: str = "",
+    general: bool = False,
 ) -> RoiXml:
     """OME 2016-06 XML for ``groups``: one ROI per object (annotation, or the parts that share
     an ``objects`` id), each shape referencing its group's MapAnnotation. ``ns`` is the
-    element prefix of the target document (``"ome:"``) or empty for a default namespace."""
+    element prefix of the target document (``"ome:"``) or empty for a default namespace.
+
+    When no group has ``objects`` (every annotation its own ROI, the DICOM default) the XML is
+    made slice by slice, with the same IDs and text as the general path (``general=True``).
+    """
+    if not general and all(g.objects is None for g in groups):
+        return _one_shape_rois(groups, prefix, ns)
     ids = _Ids(prefix)
     annotations: list[str] = []
     per_group: list[tuple[list[str], str, str | None]] = []
@@ -799,7 +828,52 @@ def rois_xml(
             f"{after}{desc}</{ns}ROI>"
         )
         refs.append(f'<{ns}ROIRef ID="{roi_id}"/>')
-    return RoiXml("".join(rois), "".join(annotations), "".join(refs), len(rois))
+    return RoiXml(("".join(rois),), ("".join(annotations),), ("".join(refs),), len(rois))
+
+
+def _measured_rows(group: AnnotationGroup) -> int:
+    """Annotations of ``group`` with at least one measurement value (one MapAnnotation each)."""
+    if not group.measurements:
+        return 0
+    values = np.column_stack([m.values for m in group.measurements])
+    return int(np.count_nonzero(~np.all(np.isnan(values), axis=1)))
+
+
+def _one_shape_rois(groups: Sequence[AnnotationGroup], prefix: str, ns: str) -> RoiXml:
+    """:func:`rois_xml` when every annotation is an ROI of its own, in slices of SLICE."""
+    ids = _Ids(prefix)
+    # shape and MapAnnotation IDs come first, then the ROI IDs (as in the general path)
+    roi_number = 1 + sum(1 + g.count + _measured_rows(g) for g in groups)
+    annotations: list[str] = []
+    rois: list[str] = []
+    refs: list[str] = []
+    for g in groups:
+        map_id = ids.next("Annotation")
+        annotations.append(_group_map(g, map_id, ns))
+        label = g.fact("ome:label")
+        name = None if label in ("text", "none") else g.label
+        name_attr = f" Name={quoteattr(name)}" if name else ""
+        desc = (
+            f"<{ns}Description>{escape(g.description)}</{ns}Description>" if g.description else ""
+        )
+        head = f'<{ns}ROI ID="ROI:{prefix}'
+        middle = f'"{name_attr}><{ns}Union>'
+        tail = f'</{ns}Union><{ns}AnnotationRef ID="{map_id}"/>{desc}</{ns}ROI>'
+        for lo in range(0, g.count, SLICE):
+            hi = min(lo + SLICE, g.count)
+            text = np.full(hi - lo, label == "text")
+            elements, maps = _shape_elements(g, ids, map_id, ns, text, lo, hi)
+            annotations.append("".join(maps))
+            numbers = range(roi_number, roi_number + len(elements))
+            rois.append(
+                "".join(
+                    [f"{head}{r}{middle}{e}{tail}" for r, e in zip(numbers, elements, strict=True)]
+                )
+            )
+            refs.append("".join([f'<{ns}ROIRef ID="ROI:{prefix}{r}"/>' for r in numbers]))
+            roi_number += len(elements)
+    count = sum(g.count for g in groups)
+    return RoiXml(tuple(rois), tuple(a for a in annotations if a), tuple(refs), count)
 
 
 def _with_ref(shape: str, ref: str) -> str:
@@ -820,66 +894,87 @@ def has_rois(xml: str | bytes) -> bool:
 def insert_rois(xml: str, groups: Sequence[AnnotationGroup], image_index: int = 0) -> str:
     """``xml`` (an OME 2016-06 document) with ``groups`` added as ROIs of Image
     ``image_index``: ROI elements after StructuredAnnotations, their MapAnnotations inside it,
-    ROIRefs in the Image (after Pixels, as the schema orders them).
+    ROIRefs in the Image (after Pixels, as the schema orders them). See :func:`insert_parts`.
+    """
+    return "".join(insert_parts(xml, {image_index: groups}))
 
-    The small document is placed with lxml; the (possibly huge) ROI text is then spliced in as
-    strings, so a million shapes cost string joins, not a million tree nodes.
+
+def insert_parts(xml: str, groups: dict[int, Sequence[AnnotationGroup]]) -> list[str]:
+    """``xml`` with the groups of each Image index in ``groups`` added as ROIs, as pieces of
+    text to write one after the other.
+
+    The document's own ROI part (if any) is cut out first (:mod:`.section`), the small rest is
+    placed with lxml, and the (possibly huge) ROI text is spliced in as strings, so a million
+    shapes cost string joins, not a million tree nodes.
     """
     from lxml import etree
 
+    groups = {k: v for k, v in groups.items() if v}
     if not groups:
-        return xml
+        return [xml]
+    split = section.split_rois(xml) if has_rois(xml) else None
+    head = split.head if split is not None else xml
     try:
-        root = etree.fromstring(xml.encode("utf-8"), etree.XMLParser(huge_tree=True))
+        root = etree.fromstring(head.encode("utf-8"), etree.XMLParser(huge_tree=True))
     except etree.XMLSyntaxError as exc:
         raise MetadataError(f"the OME-XML is not well-formed: {exc}") from None
     ns_uri = etree.QName(root).namespace
     prefix = root.prefix
     ns = f"{prefix}:" if prefix else ""
     images = [c for c in root if _local(c.tag) == "Image"]
-    if image_index >= len(images):
-        raise MetadataError(
-            f"annotations belong to image {image_index}, but the OME-XML has {len(images)} "
-            "Image element(s)"
-        )
     tag_prefix = f"{{{ns_uri}}}" if ns_uri else ""
-    n = 0
-    while f'"ROI:omedicom:{image_index}.{n}:'.encode() in xml.encode("utf-8"):
-        n += 1
-    parts = rois_xml(groups, prefix=f"omedicom:{image_index}.{n}:", ns=ns)
-    marks = {k: f"omedicom-splice-{k}-{id(parts)}" for k in ("refs", "sa", "rois")}
-    # ROIRef: after Pixels and existing ROIRefs, before MicrobeamManipulationRef/AnnotationRef
-    image = images[image_index]
-    position = 0
-    for i, child in enumerate(image):
-        if _local(child.tag) in ("Pixels", "ROIRef"):
-            position = i + 1
-    image.insert(position, etree.Comment(marks["refs"]))
+    bodies: dict[str, tuple[str, ...]] = {}
+    rois: list[str] = []
+    annotations: list[str] = []
+    for image_index, image_groups in sorted(groups.items()):
+        if image_index >= len(images):
+            raise MetadataError(
+                f"annotations belong to image {image_index}, but the OME-XML has "
+                f"{len(images)} Image element(s)"
+            )
+        n = 0
+        while f'"ROI:omedicom:{image_index}.{n}:' in xml:
+            n += 1
+        parts = rois_xml(image_groups, prefix=f"omedicom:{image_index}.{n}:", ns=ns)
+        mark = f"omedicom-splice-refs{image_index}-{id(parts)}"
+        bodies[mark] = parts.refs
+        rois.extend(parts.rois)
+        annotations.extend(parts.annotations)
+        # ROIRef: after Pixels and existing ROIRefs, before MicrobeamManipulationRef etc.
+        image = images[image_index]
+        position = 0
+        for i, child in enumerate(image):
+            if _local(child.tag) in ("Pixels", "ROIRef"):
+                position = i + 1
+        image.insert(position, etree.Comment(mark))
     # StructuredAnnotations: after Image/ROI predecessors in the OME sequence
     sa = next((c for c in root if _local(c.tag) == "StructuredAnnotations"), None)
     if sa is None:
         sa = etree.Element(f"{tag_prefix}StructuredAnnotations", nsmap=None)
         after = [c for c in root if _local(c.tag) in _BEFORE_SA]
         root.insert(root.index(after[-1]) + 1 if after else 0, sa)
-    sa.append(etree.Comment(marks["sa"]))
+    mark = f"omedicom-splice-sa-{id(bodies)}"
+    sa.append(etree.Comment(mark))
+    bodies[mark] = tuple(annotations)
     # ROI elements: after StructuredAnnotations and existing ROIs, before BinaryOnly
     last = max(
         (root.index(c) for c in root if _local(c.tag) in ("StructuredAnnotations", "ROI")),
         default=len(root) - 1,
     )
-    root.insert(last + 1, etree.Comment(marks["rois"]))
+    mark = f"omedicom-splice-rois-{id(bodies)}"
+    root.insert(last + 1, etree.Comment(mark))
+    bodies[mark] = tuple(rois)
     text = etree.tostring(root, encoding="unicode")
-    pieces = []
-    bodies = {"refs": parts.refs, "sa": parts.annotations, "rois": parts.rois}
-    for key in sorted(bodies, key=lambda k: text.index(marks[k])):
-        before, text = text.split(f"<!--{marks[key]}-->", 1)
-        pieces += [before, bodies[key]]
-    pieces.append(text)
-    text = "".join(pieces)
-    declaration = (
+    if split is not None:  # the document's own ROIs back in, before the new ones
+        text = "".join(section.join_rois(text, split, prefix or ""))
+    pieces = [
         '<?xml version="1.0" encoding="UTF-8"?>\n' if xml.lstrip().startswith("<?xml") else ""
-    )
-    return declaration + text
+    ]
+    for key in sorted(bodies, key=lambda k: text.index(k)):
+        before, text = text.split(f"<!--{key}-->", 1)
+        pieces += [before, *bodies[key]]
+    pieces.append(text)
+    return [p for p in pieces if p]
 
 
 _BEFORE_SA = (
@@ -915,7 +1010,7 @@ def ome_document(groups: Sequence[AnnotationGroup], creator: str) -> str:
     """A stand-alone OME 2016-06 document holding only ``groups`` as ROIs (no Image)."""
     parts = rois_xml(groups)
     sa = (
-        f"<StructuredAnnotations>{parts.annotations}</StructuredAnnotations>"
+        f"<StructuredAnnotations>{''.join(parts.annotations)}</StructuredAnnotations>"
         if parts.annotations
         else ""
     )
@@ -924,7 +1019,7 @@ def ome_document(groups: Sequence[AnnotationGroup], creator: str) -> str:
         f'<OME xmlns="{OME_2016_06}" '
         'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
         f'xsi:schemaLocation="{OME_2016_06} {OME_2016_06}/ome.xsd" Creator={quoteattr(creator)}>'
-        f"{sa}{parts.rois}</OME>\n"
+        f"{sa}{''.join(parts.rois)}</OME>\n"
     )
 
 

@@ -16,6 +16,7 @@ Callers then fall back to a full parse.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 #: Namespace of the per-shape measurement MapAnnotations omedicom writes (see ome_rois).
@@ -146,11 +147,16 @@ def _with_prefix(text: str, old: str, new: str) -> str:
     return re.sub(source, rf"<\1{new}:" if new else r"<\1", text)
 
 
-def join_rois(head: str, split: RoiSplit, prefix: str = "") -> list[str]:
+#: The ROI text is handed out in slices of this many characters (each one a copy).
+SLICE_CHARS = 16 << 20
+
+
+def join_rois(head: str, split: RoiSplit, prefix: str = "") -> Iterator[str]:
     """``head`` (a rewritten version of ``split.head``: same Images in the same order, elements
     in namespace prefix ``prefix``) with the ROI text put back, as a list of pieces to write or
     join: each Image's ROIRefs after its Pixels, the measurement maps at the end of
-    StructuredAnnotations, the ROI elements after it (before ``BinaryOnly``).
+    StructuredAnnotations, the ROI elements after it (before ``BinaryOnly``). The pieces are
+    made as they are consumed, so writing them holds only one slice of the ROI text at a time.
     """
     refs = [_with_prefix(r, split.prefix, prefix) for r in split.refs]
     maps = _with_prefix(split.maps, split.prefix, prefix)
@@ -178,7 +184,14 @@ def join_rois(head: str, split: RoiSplit, prefix: str = "") -> list[str]:
     after = _AFTER_ROIS.search(tail)
     cut = after.start() if after else len(tail)
     pieces.append(tail[:cut])
-    rois = split.text[split.start : split.end]
-    pieces.append(_with_prefix(rois, split.prefix, prefix) if split.prefix != prefix else rois)
-    pieces.append(tail[cut:])
-    return [p for p in pieces if p]
+    yield from (p for p in pieces if p)
+    start = split.start
+    while start < split.end:
+        stop = min(start + SLICE_CHARS, split.end)
+        if split.prefix != prefix and stop < split.end:  # cut after a tag, not inside a name
+            stop = split.text.rfind(">", start, stop) + 1 or stop
+        rois = split.text[start:stop]
+        yield _with_prefix(rois, split.prefix, prefix) if split.prefix != prefix else rois
+        start = stop
+    if tail[cut:]:
+        yield tail[cut:]

@@ -15,7 +15,7 @@ Two cases:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .. import __version__, tables
@@ -37,10 +37,12 @@ def _ifd_layout(images: Sequence[Image]) -> dict[int, tuple[int, int]]:
     return layout
 
 
-def build(slide: Slide, images: Sequence[Image], file_name: str, file_uuid: str) -> str:
+def build(slide: Slide, images: Sequence[Image], file_name: str, file_uuid: str) -> Iterable[str]:
+    """The OME-XML of the file, as pieces of text to write one after the other (a document
+    with a million ROIs is never held as one string)."""
     import ome_types
 
-    from ..annotations import has_rois, insert_rois
+    from ..annotations import has_rois
     from ..annotations.section import join_rois, split_rois
 
     layout = _ifd_layout(images)
@@ -53,21 +55,23 @@ def build(slide: Slide, images: Sequence[Image], file_name: str, file_uuid: str)
         if len(ome.images) == len(images):
             xml = _update_carried(ome, images, layout, file_name, file_uuid)
             if split is not None:  # the original ROIs, Mask and Label included
-                return "".join(join_rois(xml, split))
+                return join_rois(xml, split)
             if has_rois(carried):
-                return xml
-            return _with_rois(xml, slide, images, insert_rois)
+                return [xml]
+            return _with_rois(xml, slide, images)
     xml = ome_types.to_xml(_build_new(slide, images, layout, file_name, file_uuid))
-    return _with_rois(xml, slide, images, insert_rois)
+    return _with_rois(xml, slide, images)
 
 
-def _with_rois(xml: str, slide: Slide, images: Sequence[Image], insert_rois: Any) -> str:
+def _with_rois(xml: str, slide: Slide, images: Sequence[Image]) -> list[str]:
     """Add the slide's annotation groups as ROIs of the Image they belong to."""
-    for position, image in enumerate(images):
-        groups = [g for g in slide.annotations if g.image_index == image.source_index]
-        if groups:
-            xml = insert_rois(xml, groups, position)
-    return xml
+    from ..annotations.ome_rois import insert_parts
+
+    groups = {
+        position: [g for g in slide.annotations if g.image_index == image.source_index]
+        for position, image in enumerate(images)
+    }
+    return insert_parts(xml, groups)
 
 
 def _tiff_data(layout: tuple[int, int], file_name: str, file_uuid: str) -> Any:

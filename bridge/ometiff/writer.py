@@ -15,8 +15,10 @@ Deflate, and the conversion says so.
 
 from __future__ import annotations
 
+import os
+import struct
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ import numpy as np
 import tifffile
 
 from .. import __version__
-from ..errors import UnsupportedError
+from ..errors import OutputError, UnsupportedError
 from ..model import Compression, Image, ImageKind, Level, Photometric, Slide, TiffLevelInfo
 from ..retile import retiled
 
@@ -123,6 +125,48 @@ def _verbatim_tiles(plan: LevelPlan, z: int, c: int) -> Iterator[bytes]:
             yield data
 
 
+#: What the first IFD's ImageDescription holds until :func:`put_description` points it at the
+#: OME-XML.
+PLACEHOLDER = b"omedicom: the OME-XML follows at the end of the file"
+
+
+def put_description(path: Path, pieces: Iterable[str]) -> None:
+    """Append the OME-XML to a BigTIFF written by tifffile and point the first IFD's
+    ImageDescription (tag 270, ASCII, NUL-terminated: TIFF 6.0 section 2) at it.
+
+    The document is written piece by piece, so a 240 MB OME-XML of a million ROIs is never
+    held as one string (or as its UTF-8 bytes). BigTIFF: the header's bytes 8-15 hold the first
+    IFD's offset; an IFD is an 8-byte entry count, then 20-byte entries (tag, type, 8-byte
+    count, 8-byte value or offset).
+    """
+    with open(path, "r+b") as f:
+        header = f.read(16)
+        if header[:4] != b"II+\x00":
+            raise OutputError(f"{path} is not a little-endian BigTIFF")
+        (ifd,) = struct.unpack("<Q", header[8:16])
+        f.seek(ifd)
+        (count,) = struct.unpack("<Q", f.read(8))
+        entries = f.read(20 * count)
+        for i in range(count):
+            if struct.unpack_from("<H", entries, 20 * i)[0] == 270:
+                entry = ifd + 8 + 20 * i
+                break
+        else:
+            raise OutputError(f"{path}: the first IFD has no ImageDescription to point")
+        end = f.seek(0, os.SEEK_END)
+        if end % 2:  # values start on a word boundary
+            f.write(b"\x00")
+            end += 1
+        size = 0
+        for piece in pieces:
+            data = piece.encode("utf-8")
+            f.write(data)
+            size += len(data)
+        f.write(b"\x00")
+        f.seek(entry + 4)
+        f.write(struct.pack("<QQ", size + 1, end))
+
+
 class OmeTiffWriter:
     """Writes one slide as one OME-TIFF file."""
 
@@ -173,10 +217,11 @@ class OmeTiffWriter:
                         tw,
                         image,
                         plan,
-                        description=xml.encode("utf-8") if first else None,
+                        description=PLACEHOLDER if first else None,
                         subifds=len(levels) - 1 if level.index == 0 and len(levels) > 1 else None,
                     )
                     first = False
+        put_description(path, xml)
 
     def _write_level(
         self,

@@ -885,10 +885,14 @@ def _with_ref(shape: str, ref: str) -> str:
     return shape[:cut] + ref + shape[cut:]
 
 
+_ROI_TAG = re.compile(r"<(?:\w+:)?ROI[\s>/]")
+
+
 def has_rois(xml: str | bytes) -> bool:
     """Whether an OME-XML document already holds ROI elements."""
-    data = xml.encode("utf-8") if isinstance(xml, str) else xml
-    return re.search(rb"<(?:\w+:)?ROI[\s>/]", data) is not None
+    if isinstance(xml, str):
+        return _ROI_TAG.search(xml) is not None
+    return re.search(rb"<(?:\w+:)?ROI[\s>/]", xml) is not None
 
 
 def insert_rois(xml: str, groups: Sequence[AnnotationGroup], image_index: int = 0) -> str:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.filewriter import dcmwrite
 from pydicom.uid import (
     HTJ2K,
     JPEG2000,
@@ -41,6 +40,7 @@ from ..model import Compression, Image, ImageKind, Level, Photometric, Slide
 from ..retile import retiled
 from . import carrier, encaps
 from .attributes import code_item, da_tm, ds, dt, srgb_profile
+from .bigtext import dcmwrite_streaming
 
 #: Slide the image is placed on when the source has no slide coordinates (OME): 25 × 75 mm.
 SLIDE_SIZE_MM = (25.0, 75.0)
@@ -521,7 +521,7 @@ class SlideWriter:
     ) -> None:
         level, planes, channels = plan.level, plan.planes, plan.channels
         with open(path, "xb") as fh:
-            dcmwrite(fh, dataset, enforce_file_format=True)
+            dcmwrite_streaming(fh, dataset)  # a huge OME-XML carrier is written in slices
             if tsuid.is_compressed:
                 frames = _frames(level, planes, channels)
                 extended = encaps.needs_extended_offsets(_frame_sizes(level, planes, channels))

@@ -13,7 +13,6 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from bridge.dicom import bigtext, carrier
 
-
 UID = generate_uid()
 
 

@@ -95,8 +95,9 @@ class Codec:
 
 @dataclass(frozen=True, slots=True)
 class FileRange:
-    """``count`` bytes at ``offset`` of the open file ``fd``. Writers copy such a range file
-    to file in the kernel (``copy_file_range``), so the bytes never pass through Python."""
+    """``count`` bytes at ``offset`` of the open file ``fd``. Writers read such a range straight
+    into an output buffer (``preadv``) or copy it file to file in the kernel
+    (``copy_file_range``), so the bytes never become a Python object."""
 
     fd: int
     offset: int

@@ -134,8 +134,16 @@ class TiffTileSource:
         fd = self.raw.fd
         size = self.raw.size
         middle = (self.insert or b"") + (self.tables[2:-2] if self.tables else b"")
+        nx = self.nx
+        plane_key = None
+        offsets: Sequence[int] = ()
+        counts: Sequence[int] = ()
         for x, y, z, c in keys:
-            offset, count = self._locate(x, y, z, c)
+            if (z, c) != plane_key:  # keys come plane by plane
+                plane_key = (z, c)
+                plane = self.planes[plane_key]
+                offsets, counts = plane.offsets, plane.bytecounts
+            offset, count = offsets[y * nx + x], counts[y * nx + x]
             if offset + count > size:
                 self.raw.read(offset, count, f"{self.label} ({x}, {y}) of plane z={z} c={c}")
             if middle:

@@ -3,14 +3,17 @@
 Instead of encoding every tile, a small pool of distinct tiles is JPEG-encoded
 once (YCbCr, 4:2:0 chroma subsampling, quality 90, each a self-contained JPEG
 stream) and the encoded bytes are written verbatim, tile after tile, by
-tifffile. The result is a valid tiled BigTIFF with OME-XML metadata and SubIFD
-pyramid levels; the pixel content is a deterministic patchwork of the pool
-tiles (lower levels are not true downsamples of level 0, which does not matter
-for a copy benchmark).
+tifffile. With ``--jpegtables`` the tiles are abbreviated streams instead: their
+quantization and Huffman tables (the same in every pool tile) are moved into one
+JPEGTables tag, as Aperio and many scanners write them; a converter must merge
+the tables back into every frame. The result is a valid tiled BigTIFF with
+OME-XML metadata and SubIFD pyramid levels; the pixel content is a deterministic
+patchwork of the pool tiles (lower levels are not true downsamples of level 0,
+which does not matter for a copy benchmark).
 
 Usage::
 
-    python benchmarks/make_pyramid.py OUT.ome.tiff [--size 32768] [--tile 256]
+    python benchmarks/make_pyramid.py OUT.ome.tiff [--size 32768] [--tile 256] [--jpegtables]
 """
 
 from __future__ import annotations
@@ -68,6 +71,37 @@ def encode_pool(count: int = 64, tile: int = 256, level: int = 90, seed: int = S
     ]
 
 
+#: JPEG markers of the table segments moved into JPEGTables (T.81 B.1.1.3: DQT, DHT).
+_TABLE_MARKERS = (0xDB, 0xC4)
+
+
+def _segments(stream: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
+    """The marker segments between SOI and SOS, and the rest (SOS to EOI), of a JPEG stream."""
+    segments = []
+    pos = 2
+    while stream[pos + 1] != 0xDA:  # SOS
+        length = int.from_bytes(stream[pos + 2 : pos + 4], "big")
+        segments.append((stream[pos + 1], stream[pos : pos + 2 + length]))
+        pos += 2 + length
+    return segments, stream[pos:]
+
+
+def abbreviate(pool: Sequence[bytes]) -> tuple[list[bytes], bytes]:
+    """Split self-contained JPEG tiles into abbreviated streams and one JPEGTables stream
+    (SOI, the tables, EOI; TIFF Technical Note 2). The tables must be the same in every tile."""
+    tables = None
+    tiles = []
+    for stream in pool:
+        segments, scan = _segments(stream)
+        own = b"".join(seg for marker, seg in segments if marker in _TABLE_MARKERS)
+        if tables is not None and own != tables:
+            raise ValueError("the pool tiles do not share their JPEG tables")
+        tables = own
+        rest = b"".join(seg for marker, seg in segments if marker not in _TABLE_MARKERS)
+        tiles.append(b"\xff\xd8" + rest + scan)
+    return tiles, b"\xff\xd8" + (tables or b"") + b"\xff\xd9"
+
+
 def level_shapes(size: int, tile: int, max_sublevels: int = 4) -> list[tuple[int, int]]:
     """Return (height, width) of level 0 and its SubIFD levels (factor 2, until <= tile)."""
     shapes = [(size, size)]
@@ -91,10 +125,12 @@ def make_pyramid(
     pool_size: int = 64,
     max_sublevels: int = 4,
     seed: int = SEED,
+    jpegtables: bool = False,
 ) -> Path:
     """Write a ``size`` x ``size`` RGB JPEG pyramid OME-TIFF to ``path`` and return the path.
 
-    ``tile`` must be a multiple of 16 (JPEG 4:2:0 MCU size).
+    ``tile`` must be a multiple of 16 (JPEG 4:2:0 MCU size). ``jpegtables``: abbreviated tiles
+    with shared tables (see :func:`abbreviate`).
     """
     if tile % 16:
         msg = f"tile size must be a multiple of 16, got {tile}"
@@ -103,6 +139,9 @@ def make_pyramid(
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     pool = encode_pool(pool_size, tile, seed=seed)
+    tables = None
+    if jpegtables:
+        pool, tables = abbreviate(pool)
     shapes = level_shapes(size, tile, max_sublevels)
 
     px_per_cm = 1e4 / PIXEL_SIZE_UM
@@ -116,6 +155,7 @@ def make_pyramid(
         "compression": "jpeg",
         "subsampling": SUBSAMPLING,
         "resolutionunit": "CENTIMETER",
+        "jpegtables": tables,
     }
     metadata = {
         "axes": "YXS",
@@ -149,20 +189,24 @@ def verify(path: str | Path) -> str:
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
         page = series.pages[0]
-        if page.photometric != tifffile.PHOTOMETRIC.YCBCR or page.jpegtables is not None:
-            msg = f"unexpected photometric {page.photometric!r} or JPEGTables present"
+        if page.photometric != tifffile.PHOTOMETRIC.YCBCR:
+            msg = f"unexpected photometric {page.photometric!r}"
             raise RuntimeError(msg)
         # Decode one raw tile directly and through tifffile, plus the smallest level.
         tif.filehandle.seek(page.dataoffsets[0])
         raw = tif.filehandle.read(page.databytecounts[0])
-        direct = imagecodecs.jpeg8_decode(raw)
-        via_tifffile = page.decode(raw, 0)[0]
+        direct = imagecodecs.jpeg8_decode(raw, tables=page.jpegtables)
+        via_tifffile = page.decode(raw, 0, jpegtables=page.jpegtables)[0]
         if via_tifffile is None or direct.shape != via_tifffile.shape[-3:]:
             msg = "tile decode mismatch"
             raise RuntimeError(msg)
         series.levels[-1].asarray()
         shapes = ", ".join(f"{lvl.shape[1]}x{lvl.shape[0]}" for lvl in series.levels)
-        return f"{len(series.levels)} levels ({shapes}), {len(page.dataoffsets)} tiles at level 0"
+        tables = f", JPEGTables of {len(page.jpegtables)} bytes" if page.jpegtables else ""
+        return (
+            f"{len(series.levels)} levels ({shapes}), {len(page.dataoffsets)} tiles at level 0"
+            + tables
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -172,11 +216,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=32768, help="level-0 width = height (px)")
     parser.add_argument("--tile", type=int, default=256, help="tile size (px)")
     parser.add_argument("--pool", type=int, default=64, help="number of distinct JPEG tiles")
+    parser.add_argument(
+        "--jpegtables",
+        action="store_true",
+        help="abbreviated tiles with shared JPEGTables (the tables must be merged into frames)",
+    )
     parser.add_argument("--no-verify", action="store_true", help="skip the read-back check")
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
-    out = make_pyramid(args.output, size=args.size, tile=args.tile, pool_size=args.pool)
+    out = make_pyramid(
+        args.output,
+        size=args.size,
+        tile=args.tile,
+        pool_size=args.pool,
+        jpegtables=args.jpegtables,
+    )
     elapsed = time.perf_counter() - start
     if not args.no_verify:
         print(verify(out))

@@ -16,6 +16,9 @@ with the floor of that measurement (what ``true`` reports when started the same 
 Usage::
 
     python benchmarks/run_convert.py [--sizes 16384 32768] [--runs 5] [--json out.json]
+
+``--jpegtables`` measures the other JPEG layout: abbreviated tiles with shared JPEGTables,
+which the converter merges into every frame (``make_pyramid.py --jpegtables``).
 """
 
 from __future__ import annotations
@@ -152,9 +155,14 @@ def warm_cache(path: Path) -> None:
             pass
 
 
-def ensure_slide(workdir: Path, size: int, tile: int) -> Path:
+def slide_path(workdir: Path, size: int, tile: int, jpegtables: bool = False) -> Path:
+    """Where the benchmark slide for ``size`` is kept."""
+    return workdir / f"slide_{size}_t{tile}{'_tables' if jpegtables else ''}.ome.tiff"
+
+
+def ensure_slide(workdir: Path, size: int, tile: int, jpegtables: bool = False) -> Path:
     """Return the benchmark slide for ``size``, generating it with make_pyramid.py if missing."""
-    path = workdir / f"slide_{size}_t{tile}.ome.tiff"
+    path = slide_path(workdir, size, tile, jpegtables)
     if not path.exists():
         print(f"generating {path} ...", file=sys.stderr)
         partial = path.with_name(path.name + ".partial")
@@ -167,6 +175,7 @@ def ensure_slide(workdir: Path, size: int, tile: int) -> Path:
                 str(size),
                 "--tile",
                 str(tile),
+                *(["--jpegtables"] if jpegtables else []),
             ],
             check=True,
             stdout=sys.stderr,
@@ -227,6 +236,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="slide widths (= heights) in px to benchmark (default: 16384 32768)",
     )
     parser.add_argument("--tile", type=int, default=256, help="tile size of generated slides")
+    parser.add_argument(
+        "--jpegtables",
+        action="store_true",
+        help="slides with abbreviated JPEG tiles and shared JPEGTables (merged into each frame)",
+    )
     parser.add_argument("--runs", type=int, default=5, help="timed runs per command (default 5)")
     parser.add_argument(
         "--cmd",
@@ -261,8 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[SizeResult] = []
     generated: list[Path] = []
     for size in args.sizes:
-        existed = (args.workdir / f"slide_{size}_t{args.tile}.ome.tiff").exists()
-        src = ensure_slide(args.workdir, size, args.tile)
+        existed = slide_path(args.workdir, size, args.tile, args.jpegtables).exists()
+        src = ensure_slide(args.workdir, size, args.tile, args.jpegtables)
         if not existed:
             generated.append(src)
         print(f"benchmarking {src.name} ({args.runs} runs each) ...", file=sys.stderr)
@@ -283,6 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cmd": args.cmd,
             "runs": args.runs,
             "tile": args.tile,
+            "jpegtables": args.jpegtables,
             "rss_floor_mb": floor_mb,
             "results": [{**r.summary(), **asdict(r)} for r in results],
         }

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,3 +107,31 @@ def test_progress_bar_on_request_and_silence_otherwise(tmp_path: Path) -> None:
     assert "p.ome.tif → DICOM [" in shown.stderr and "100% 8/8" in shown.stderr
     silent = run_cli("convert", src, tmp_path / "c", "-q")
     assert silent.returncode == 0 and silent.stderr == ""
+
+
+def test_the_stored_srgb_profile_is_littlecms_s_srgb() -> None:
+    """``srgb.icc`` ships in the wheel and is exactly Pillow's sRGB (date fixed), so writing it
+    without loading Pillow changes nothing."""
+    from PIL import ImageCms
+
+    from bridge.dicom.attributes import make_srgb_profile, srgb_profile
+
+    stored = srgb_profile()
+    assert stored == make_srgb_profile()
+    assert ImageCms.ImageCmsProfile(io.BytesIO(stored)).profile.profile_description.startswith(
+        "sRGB"
+    )
+
+
+def test_convert_and_info_start_without_requests_and_pillow(tmp_path) -> None:
+    """The lean start of ``omedicom convert``/``info`` (bridge.cli.console): pydicom is loaded
+    without requests and Pillow, which stay importable afterwards."""
+    code = (
+        "import sys; from bridge import cli; cli._import_pydicom_lean(); "
+        "assert 'requests' not in sys.modules and 'PIL' not in sys.modules; "
+        "import pydicom.data.download as d, pydicom.pixels.processing as p; "
+        "assert not d.HAVE_REQUESTS and not p.HAVE_PIL; "
+        "import requests, PIL; print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr

@@ -42,11 +42,19 @@ def dt(moment: datetime) -> str:
 
 @functools.cache
 def srgb_profile() -> bytes:
-    """An sRGB ICC profile (Pillow/LittleCMS built-in), for images whose source has none.
+    """An sRGB ICC profile, for images whose source has none (``srgb.icc`` beside this module).
 
-    The header's creation date (ICC.1 7.2.8, bytes 24-35) is fixed to 2000-01-01 so that the
-    same input always gives the same output.
+    It is LittleCMS's built-in sRGB as Pillow writes it (:func:`make_srgb_profile`; a test
+    checks the file is exactly that), stored so that a conversion does not load Pillow.
     """
+    from importlib import resources
+
+    return resources.files(__package__).joinpath("srgb.icc").read_bytes()
+
+
+def make_srgb_profile() -> bytes:
+    """LittleCMS's sRGB profile via Pillow, with the header's creation date (ICC.1 7.2.8,
+    bytes 24-35) fixed to 2000-01-01 so that the same input always gives the same output."""
     from PIL import ImageCms
 
     data = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())

@@ -213,7 +213,9 @@ def _read_source(source: Path | str | Dataset) -> Dataset:
     if isinstance(source, Dataset):
         return source
     try:
-        return dcmread(source, stop_before_pixels=True)
+        # long values (the OME-XML carrier of the image: 240 MB with a million ROIs) are left
+        # in the file; the annotation instance takes only identifying attributes from it
+        return dcmread(source, stop_before_pixels=True, defer_size="64 KB")
     except Exception as exc:
         raise InputError(
             f"cannot read the image the annotations refer to ({exc})", path=str(source)

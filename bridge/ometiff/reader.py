@@ -39,6 +39,7 @@ from ..model import (
     TiffLevelInfo,
 )
 from . import omexml
+from .description import lean_descriptions
 from .tiles import (
     DecodingSource,
     PageTiles,
@@ -90,7 +91,8 @@ def read(path: str | os.PathLike[str], *, timepoint: int | None = None) -> Slide
         raise InputError("no such file", path=path)
     with _TiffLog() as log:
         try:
-            tf = tifffile.TiffFile(path)
+            with lean_descriptions():  # a 240 MB OME-XML is not held three times
+                tf = tifffile.TiffFile(path)
         except tifffile.TiffFileError as exc:
             raise InputError(
                 f"not a TIFF file ({exc})",

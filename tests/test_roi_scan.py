@@ -331,6 +331,10 @@ def test_join_moves_the_rois_to_another_prefix() -> None:
         f'<!DOCTYPE OME [<!ENTITY e "x">]><OME xmlns="{NS}"><ROI ID="ROI:1"/></OME>',
         f'<OME xmlns="{NS}"><!-- <ROI ID="ROI:0"/> --></OME>',
         f'<OME xmlns="{NS}"><ROI ID="ROI:1"></ROI><Image ID="Image:0"/></OME>',
+        # an OME-namespace ROI element inside an XMLAnnotation, then the real ROIs
+        f'<OME xmlns="{NS}"><StructuredAnnotations><XMLAnnotation ID="Annotation:0"><Value>'
+        '<ROI ID="ROI:x"/></Value></XMLAnnotation></StructuredAnnotations>'
+        '<ROI ID="ROI:1"><Union><Point ID="Shape:1" X="1" Y="2"/></Union></ROI></OME>',
     ],
 )
 def test_split_declines_what_it_cannot_cut(xml: str) -> None:

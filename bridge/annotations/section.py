@@ -9,8 +9,9 @@ string searches (no tree is built), and :func:`join_rois` puts the ROI text back
 a rewritten head, in the places the schema orders them.
 
 Splitting refuses (returns ``None``) what it cannot cut safely: a DOCTYPE (entities), an ROI
-start inside a comment or CDATA section, or anything but ``BinaryOnly`` after the last ROI.
-Callers then fall back to a full parse.
+start inside a comment or CDATA section, anything but ``BinaryOnly`` after the last ROI, or a
+rest that is not well-formed (an ``ROI`` element inside an XMLAnnotation, say, so that the cut
+did not fall between top-level elements). Callers then fall back to a full parse.
 """
 
 from __future__ import annotations
@@ -136,7 +137,21 @@ def split_rois(text: str) -> RoiSplit | None:
     if maps:
         head = _MEASUREMENT_MAP.sub("", head)
     head += text[end:]
+    if not _well_formed(head):  # the cut was not between top-level elements
+        return None
     return RoiSplit(text, start, end, head, tuple(refs), "".join(maps), prefix)
+
+
+def _well_formed(xml: str) -> bool:
+    """Whether ``xml`` parses (expat, no tree built)."""
+    from xml.parsers import expat
+
+    parser = expat.ParserCreate()
+    try:
+        parser.Parse(xml, True)
+    except expat.ExpatError:
+        return False
+    return True
 
 
 def _with_prefix(text: str, old: str, new: str) -> str:

@@ -242,6 +242,9 @@ def _tricky() -> dict[str, str]:
             1,
         ),
         "an entity in an attribute": xml.replace('Name="nuclei"', 'Name="nu&#x63;lei"'),
+        "an entity in a reference": xml.replace(
+            'ID="Annotation:omedicom:0.0:1"', 'ID="Annotation:omedicom:0.0:&#x31;"'
+        ),
         "a newline in a name": xml.replace('Name="rulers"', 'Name="ru\nlers"'),
         "a prefix": xml.replace("<OME xmlns=", "<ome:OME xmlns:ome=")
         .replace("<", "<ome:")

@@ -423,6 +423,8 @@ def _add_shape(
     values: list[Any] | None = None
     for column in roi_refs + [cols.text(s) for s in shape.refs]:  # ROI refs, then the shape's
         distinct = set(column)
+        if any(r and "&" in r for r in distinct):  # IDs are compared as lxml reads them
+            raise Fallback("a character reference in an AnnotationRef ID")
         metas = {r for r in distinct if r in group_maps}
         if metas:
             pairs = zip(meta, column, strict=True)

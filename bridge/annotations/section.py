@@ -16,8 +16,9 @@ did not fall between top-level elements). Callers then fall back to a full parse
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 #: Namespace of the per-shape measurement MapAnnotations omedicom writes (see ome_rois).
@@ -35,6 +36,9 @@ _MEASUREMENT_MAP = re.compile(
     re.S,
 )
 _PIXELS_END = re.compile(r"</(?:\w+:)?Pixels\s*>|<(?:\w+:)?Pixels\b[^>]*/>")
+_SA_START = re.compile(r"<(?:\w+:)?StructuredAnnotations[\s>/]")
+_SCHEMA = re.compile(r"<(?:\w+:)?OME\b[^>]*xmlns(?::\w+)?=\"([^\"]+/OME/\d{4}-\d{2})\"")
+OME_2016_06 = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
 _SA_END = re.compile(r"</(?:\w+:)?StructuredAnnotations\s*>")
 _AFTER_ROIS = re.compile(r"<(?:\w+:)?BinaryOnly\b|</(?:\w+:)?OME\s*>")
 
@@ -107,6 +111,9 @@ def split_rois(text: str) -> RoiSplit | None:
     """
     if "<!DOCTYPE" in text[:4096]:
         return None
+    schema = _SCHEMA.search(text[:4096])
+    if schema is None or schema.group(1) != OME_2016_06:
+        return None  # older schemas are upgraded whole, ROIs included (ome-types' XSLT)
     match = _ROI_START.search(text)
     while match is not None and _inside_markup(text, match.start()):
         match = _ROI_START.search(text, match.end())
@@ -125,7 +132,11 @@ def split_rois(text: str) -> RoiSplit | None:
     pieces: list[str] = []
     refs: list[str] = []
     cursor = 0
-    for image in _IMAGE.finditer(before):
+    # Images come before StructuredAnnotations (OME sequence), whose XMLAnnotations may hold
+    # foreign elements of any name
+    annotations = _SA_START.search(before)
+    images_end = annotations.start() if annotations else len(before)
+    for image in _IMAGE.finditer(before, 0, images_end):
         body = image.group(0)
         kept, found = _cut_refs(body)
         refs.append(found)
@@ -166,12 +177,16 @@ def _with_prefix(text: str, old: str, new: str) -> str:
 SLICE_CHARS = 16 << 20
 
 
-def join_rois(head: str, split: RoiSplit, prefix: str = "") -> Iterator[str]:
+def join_rois(
+    head: str, split: RoiSplit, prefix: str = "", extra_rois: Sequence[str] = ()
+) -> Iterator[str]:
     """``head`` (a rewritten version of ``split.head``: same Images in the same order, elements
-    in namespace prefix ``prefix``) with the ROI text put back, as a list of pieces to write or
-    join: each Image's ROIRefs after its Pixels, the measurement maps at the end of
-    StructuredAnnotations, the ROI elements after it (before ``BinaryOnly``). The pieces are
-    made as they are consumed, so writing them holds only one slice of the ROI text at a time.
+    in namespace prefix ``prefix``) with the ROI text put back, as pieces to write or join:
+    each Image's ROIRefs after its Pixels, the measurement maps at the end of
+    StructuredAnnotations, the ROI elements after it (before ``BinaryOnly``), then
+    ``extra_rois``. The ROI text is handed out in slices as the pieces are consumed, so writing
+    them holds one slice at a time. Raises ``ValueError`` (at once) if ``head`` does not have
+    one Pixels per Image of ``split``.
     """
     refs = [_with_prefix(r, split.prefix, prefix) for r in split.refs]
     maps = _with_prefix(split.maps, split.prefix, prefix)
@@ -199,7 +214,13 @@ def join_rois(head: str, split: RoiSplit, prefix: str = "") -> Iterator[str]:
     after = _AFTER_ROIS.search(tail)
     cut = after.start() if after else len(tail)
     pieces.append(tail[:cut])
-    yield from (p for p in pieces if p)
+    return itertools.chain(
+        (p for p in pieces if p), _roi_slices(split, prefix), extra_rois, [tail[cut:]]
+    )
+
+
+def _roi_slices(split: RoiSplit, prefix: str) -> Iterator[str]:
+    """The document's ROI text, SLICE_CHARS at a time, in namespace prefix ``prefix``."""
     start = split.start
     while start < split.end:
         stop = min(start + SLICE_CHARS, split.end)
@@ -208,5 +229,3 @@ def join_rois(head: str, split: RoiSplit, prefix: str = "") -> Iterator[str]:
         rois = split.text[start:stop]
         yield _with_prefix(rois, split.prefix, prefix) if split.prefix != prefix else rois
         start = stop
-    if tail[cut:]:
-        yield tail[cut:]

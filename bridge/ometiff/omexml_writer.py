@@ -55,7 +55,11 @@ def build(slide: Slide, images: Sequence[Image], file_name: str, file_uuid: str)
         if len(ome.images) == len(images):
             xml = _update_carried(ome, images, layout, file_name, file_uuid)
             if split is not None:  # the original ROIs, Mask and Label included
-                return join_rois(xml, split)
+                try:
+                    return join_rois(xml, split)
+                except ValueError:  # the head did not come back as it went: do it whole
+                    ome = ome_types.from_xml(carried, validate=False)
+                    return [_update_carried(ome, images, layout, file_name, file_uuid)]
             if has_rois(carried):
                 return [xml]
             return _with_rois(xml, slide, images)

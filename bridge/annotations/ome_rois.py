@@ -51,7 +51,7 @@ from ..errors import MetadataError
 from ..model import AnnotationGroup, GraphicType
 from . import codes, section, shapes
 
-OME_2016_06 = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
+OME_2016_06 = section.OME_2016_06
 GROUP_NS = "urn:omedicom:annotation-group:1"
 MEASUREMENTS_NS = "urn:omedicom:annotation-measurements:1"
 
@@ -529,10 +529,14 @@ def _parsed(
     data = xml.encode("utf-8") if isinstance(xml, str) else bytes(xml)
     data = _to_2016(data)
     reader = _Reader(image_index)
+    # elements of the document's own namespace only: an XMLAnnotation may hold foreign XML
+    # with an <Image> or <ROI> of its own
+    found = _OME_NAMESPACE.search(data[:4096].decode("utf-8", "replace"))
+    prefix = f"{{{found.group(1)}}}" if found else "{*}"
     context = etree.iterparse(
         io.BytesIO(data),
         events=("end",),
-        tag=("{*}Image", "{*}ROIRef", "{*}MapAnnotation", "{*}ROI"),
+        tag=tuple(prefix + name for name in ("Image", "ROIRef", "MapAnnotation", "ROI")),
         huge_tree=True,
         remove_comments=True,
     )
@@ -966,11 +970,12 @@ def insert_parts(xml: str, groups: dict[int, Sequence[AnnotationGroup]]) -> list
         default=len(root) - 1,
     )
     mark = f"omedicom-splice-rois-{id(bodies)}"
-    root.insert(last + 1, etree.Comment(mark))
     bodies[mark] = tuple(rois)
+    if split is None:
+        root.insert(last + 1, etree.Comment(mark))
     text = etree.tostring(root, encoding="unicode")
-    if split is not None:  # the document's own ROIs back in, before the new ones
-        text = "".join(section.join_rois(text, split, prefix or ""))
+    if split is not None:  # the document's own ROIs back in, the new ones after them
+        text = "".join(section.join_rois(text, split, prefix or "", [f"<!--{mark}-->"]))
     pieces = [
         '<?xml version="1.0" encoding="UTF-8"?>\n' if xml.lstrip().startswith("<?xml") else ""
     ]

@@ -30,10 +30,13 @@ from .section import RoiSplit
 
 #: Text scanned per step: bounds the memory of the value and skeleton lists.
 CHUNK_CHARS = 4 << 20
+#: Document order of a shape is ``object * POSITIONS + position in its Union``.
+POSITIONS = 1 << 20
 #: More distinct skeletons than this (and than 1 % of the ROIs) means the document is not
 #: regular enough for the scanner to pay off.
 MAX_SKELETONS = 256
 
+_ROI_REF = re.compile(r"<(?:\w+:)?ROIRef\b")
 _SHAPES = ("Point", "Line", "Polyline", "Polygon", "Rectangle", "Ellipse")
 _TRANSFORM = ("A00", "A01", "A02", "A10", "A11", "A12")
 _TRANSFORM_DEFAULT = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
@@ -110,8 +113,9 @@ class _Plan:
             for name, value in el.attrib.items():
                 if "}" in name:
                     raise Fallback("namespaced attribute")
-                # an emptied value is a column; an empty or single-quoted one is constant
-                mine[name] = _Slot(next(counter), None) if value == "" else _Slot(None, value)
+                if value != "":  # single-quoted: lxml has resolved it already, unlike columns
+                    raise Fallback("single-quoted attribute")
+                mine[name] = _Slot(next(counter), None)  # an emptied value: a column
             slots[el] = mine  # the key keeps the proxy alive, so later lookups find it
         self.values = sum(1 for s in slots.values() for x in s.values() if x.index is not None)
         if self.values != expected:  # a stray quote in text or in a single-quoted value
@@ -149,6 +153,8 @@ class _Plan:
                 raise Fallback(f"{local} in an ROI")
         if unions > 1:
             raise Fallback("several Unions")
+        if len(self.shapes) >= POSITIONS:
+            raise Fallback("too many shapes in one ROI")
 
 
 class _Columns:
@@ -308,6 +314,10 @@ def scan(split: RoiSplit, reader: Any, namespace: str) -> None:
     of the ROIs in ``split``, as its ``roi`` method would, or raise :class:`Fallback`."""
     if split.prefix:
         raise Fallback("element prefix")
+    if _ROI_REF.search(split.head):  # e.g. in MicrobeamManipulation: the full reader counts it
+        raise Fallback("an ROIRef outside the Images")
+    if split.images > 1 and any("&" in r for r in split.refs):
+        raise Fallback("a character reference in an ROIRef")
     plans: dict[str, _Plan] = {}
     pieces: dict[tuple, list[_Piece]] = {}
     other_t: list[tuple[int, str]] = []
@@ -359,8 +369,10 @@ def scan(split: RoiSplit, reader: Any, namespace: str) -> None:
     reader.rois = objects_seen
     reader.multi_shape = multi_shape
     reader.other_t.extend(text for _, text in sorted(other_t))
-    for key, found in pieces.items():
-        reader.groups[key] = _accumulate(found)
+    # groups in the order their first shape appears in the document, as the full reader has them
+    first = {key: min(int(p.order[0]) for p in found) for key, found in pieces.items()}
+    for key in sorted(pieces, key=first.__getitem__):
+        reader.groups[key] = _accumulate(pieces[key])
     if reader.groups:  # the reader's cache of its last group must not point elsewhere
         reader._last = reader._last_acc = None
 
@@ -418,6 +430,8 @@ def _add_shape(
     """Add the shapes at one position of one skeleton's ROIs to their groups."""
     n = len(cols.starts)
     graphic, coords, lengths = _geometry(shape.kind, shape, cols)
+    if not np.all(np.isfinite(coords)):  # e.g. X + Width beyond float range
+        raise Fallback("a coordinate is not finite")
     group_maps, value_maps = reader.group_maps, reader.value_maps
     meta: list[Any] = [None] * n
     values: list[Any] | None = None
@@ -464,10 +478,12 @@ def _add_shape(
     if any(_int(t) for t in set(the_t)):  # DICOM has no time axis: say which shapes lose TheT
         roi_ids = cols.text(plan.roi.get("ID"))
         shape_ids = cols.text(attrs.get("ID"))
-        order = obj * 1024 + shape.position
+        order = obj * POSITIONS + shape.position
         for i, t in enumerate(the_t):
             if _int(t):
-                other_t.append((int(order[i]), f"{roi_ids[i]}/{shape_ids[i] or '?'}"))
+                roi = _attribute_value(roi_ids[i]) if roi_ids[i] else f"#{int(obj[i])}"
+                shape_id = _attribute_value(shape_ids[i]) if shape_ids[i] else "?"
+                other_t.append((int(order[i]), f"{roi}/{shape_id}"))
     ends = np.cumsum(lengths)
     begins = ends - lengths
     for key, members in rows.items():
@@ -481,7 +497,7 @@ def _add_shape(
         o = obj[m]
         pieces.setdefault(key, []).append(
             _Piece(
-                c, ln, o, o * 1024 + shape.position,
+                c, ln, o, o * POSITIONS + shape.position,
                 [values[i] for i in members] if values is not None else None,
             )
         )  # fmt: skip

@@ -316,6 +316,7 @@ def console() -> None:
     argv = sys.argv[1:]
     lean = not _needs_extensions(argv)
     if lean:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads (see main)
         _import_pydicom_lean()
         gc.freeze()  # the modules' objects are never garbage: keep collections off them
     code = main(argv)

@@ -51,19 +51,32 @@ def test_streamed_writing_gives_pydicom_s_bytes(monkeypatch, length: int) -> Non
 
 
 def test_the_carrier_is_really_streamed(monkeypatch, tmp_path: Path) -> None:
-    """The long value does not go through pydicom (which would encode it whole)."""
+    """The long value is written by _write_ut in slices and never handed to pydicom."""
     monkeypatch.setattr(bigtext, "LARGE", 100)
-    seen: list[int] = []
-    original = bigtext.write_dataset
+    monkeypatch.setattr(bigtext, "SLICE", 1000)
+    streamed: list[int] = []
+    given_to_pydicom: list[int] = []
+    write_ut, write_dataset, dcmwrite = bigtext._write_ut, bigtext.write_dataset, bigtext.dcmwrite
 
-    def spy(fp, dataset, parent_encoding="iso8859"):
-        seen.extend(len(str(e.value)) for e in dataset if e.VR == "UT")
-        return original(fp, dataset, parent_encoding)
+    def spy_ut(fh, tag, text):
+        streamed.append(len(text))
+        return write_ut(fh, tag, text)
 
-    monkeypatch.setattr(bigtext, "write_dataset", spy)
+    def spy_dataset(fp, dataset, parent_encoding="iso8859"):
+        given_to_pydicom.extend(len(str(e.value)) for e in dataset)
+        return write_dataset(fp, dataset, parent_encoding)
+
+    def spy_dcmwrite(fh, dataset, **kwargs):
+        given_to_pydicom.extend(len(str(e.value)) for e in dataset)
+        return dcmwrite(fh, dataset, **kwargs)
+
+    monkeypatch.setattr(bigtext, "_write_ut", spy_ut)
+    monkeypatch.setattr(bigtext, "write_dataset", spy_dataset)
+    monkeypatch.setattr(bigtext, "dcmwrite", spy_dcmwrite)
     with open(tmp_path / "x.dcm", "wb") as fh:
         bigtext.dcmwrite_streaming(fh, _dataset("x" * 5000))
-    assert 5000 not in seen
+    assert streamed == [5000]
+    assert given_to_pydicom and 5000 not in given_to_pydicom  # pydicom wrote all the rest
     assert carrier.read_ome_xml(pydicom.dcmread(tmp_path / "x.dcm")) == "x" * 5000
 
 

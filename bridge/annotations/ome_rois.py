@@ -84,6 +84,25 @@ def _rgb(value: str | None) -> tuple[int, int, int] | None:
     return found  # type: ignore[return-value]
 
 
+def label_and_colour(
+    kind: str, name: str | None, text: str | None, stroke: str | None, fill: str | None
+) -> tuple[str, str, tuple[int, int, int] | None, str]:
+    """(label, its source, colour, its source) of a shape: the ROI Name, else the shape's Text,
+    else the shape kind; StrokeColor, else FillColor (both readers group by these)."""
+    if name:
+        label, label_source = name, "name"
+    elif text:
+        label, label_source = text, "text"
+    else:
+        label, label_source = kind, "none"
+    color, color_source = _rgb(stroke), "stroke"
+    if color is None:
+        color, color_source = _rgb(fill), "fill"
+    if color is None:
+        color_source = "none"
+    return label, label_source, color, color_source
+
+
 def _float(el: Any, key: str) -> float:
     value = el.get(key)
     if value is None:
@@ -273,18 +292,9 @@ class _Reader:
         for r in refs:
             if r in self.value_maps:
                 values = {**(values or {}), **self.value_maps[r]}
-        text = el.get("Text") or None
-        if name:
-            label, label_source = name, "name"
-        elif text:
-            label, label_source = text, "text"
-        else:
-            label, label_source = kind, "none"
-        color, color_source = _rgb(el.get("StrokeColor")), "stroke"
-        if color is None:
-            color, color_source = _rgb(el.get("FillColor")), "fill"
-        if color is None:
-            color_source = "none"
+        label, label_source, color, color_source = label_and_colour(
+            kind, name, el.get("Text") or None, el.get("StrokeColor"), el.get("FillColor")
+        )
         the_t = _int(el, "TheT")
         if the_t:
             self.other_t.append(f"{roi_id}/{shape_id}")

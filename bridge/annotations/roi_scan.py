@@ -514,26 +514,16 @@ def _int(value: str | None) -> int | None:
 
 def _key(raw: tuple, kind: str, graphic: GraphicType, description: str | None) -> tuple:
     """The ome_rois._Reader group key of one shape's raw attribute values."""
-    from .ome_rois import _rgb
+    from .ome_rois import label_and_colour
 
     name, text, stroke, fill, the_z, the_c, _the_t, meta = raw
     name = _attribute_value(name) if name else None
     text = _attribute_value(text) if text else None
-    if name:
-        label, label_source = name, "name"
-    elif text:
-        label, label_source = text, "text"
-    else:
-        label, label_source = kind, "none"
     try:
-        color, color_source = _rgb(stroke), "stroke"
-        if color is None:
-            color, color_source = _rgb(fill), "fill"
+        label, label_source, color, color_source = label_and_colour(kind, name, text, stroke, fill)
     except ValueError:
         raise Fallback("bad colour") from None
     z, c = _int(the_z), _int(the_c)
-    if color is None:
-        color_source = "none"
     return (graphic, kind, label, label_source, color, color_source, z, c, description, meta)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import importlib
 import json
@@ -321,8 +322,10 @@ def console() -> None:
         gc.freeze()  # the modules' objects are never garbage: keep collections off them
     code = main(argv)
     if lean:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            # a reader that went away (a closed pipe) has nothing more to be told
+            with contextlib.suppress(OSError):
+                stream.flush()
         os._exit(code)
     sys.exit(code)
 

@@ -135,3 +135,21 @@ def test_convert_and_info_start_without_requests_and_pillow(tmp_path) -> None:
     )
     out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_a_reader_that_goes_away_gets_no_traceback(tmp_path: Path) -> None:
+    """``omedicom info SLIDE | head -c0``: the lean exit flushes into a closed pipe quietly and
+    keeps the command's exit code."""
+    src = samples.write_tifffile(tmp_path / "p.ome.tif", size=(300, 200), levels=1)
+    exe = Path(sys.executable).with_name("omedicom")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # output held to exit
+    proc = subprocess.Popen(
+        [str(exe) if exe.exists() else "omedicom", "info", str(src)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    proc.stdout.close()  # before the command has written anything
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

@@ -55,7 +55,6 @@ OME_2016_06 = section.OME_2016_06
 GROUP_NS = "urn:omedicom:annotation-group:1"
 MEASUREMENTS_NS = "urn:omedicom:annotation-measurements:1"
 
-_SHAPES = ("Point", "Line", "Polyline", "Polygon", "Rectangle", "Ellipse")
 _MEASUREMENT_DEF = re.compile(r'^(\(.*?"\))\s+in\s+(\(.*"\))$', re.S)
 
 
@@ -252,7 +251,7 @@ class _Reader:
     ) -> int:
         kind = _local(el.tag)
         shape_id = el.get("ID") or "?"
-        if kind not in _SHAPES:
+        if kind not in shapes.OME_SHAPES:
             self.skipped.setdefault(kind, []).append(f"{roi_id}/{shape_id}")
             return 0
         transform = None
@@ -260,17 +259,7 @@ class _Reader:
         for child in el:
             tag = _local(child.tag)
             if tag == "Transform":
-                transform = tuple(
-                    float(child.get(k, d))
-                    for k, d in (
-                        ("A00", 1),
-                        ("A01", 0),
-                        ("A02", 0),
-                        ("A10", 0),
-                        ("A11", 1),
-                        ("A12", 0),
-                    )
-                )
+                transform = tuple(float(child.get(k, d)) for k, d in shapes.TRANSFORM_DEFAULTS)
             elif tag == "AnnotationRef":
                 refs.append(child.get("ID"))
         try:
@@ -448,16 +437,12 @@ def _replace_objects(group: AnnotationGroup, objects: np.ndarray | None) -> Anno
     return replace(group, objects=objects)
 
 
-_OME_NAMESPACE = re.compile(r"<(?:\w+:)?OME\b[^>]*xmlns(?::\w+)?=\"([^\"]+/OME/\d{4}-\d{2})\"")
-
-
 def _to_2016(data: bytes) -> bytes:
     """The document in the 2016-06 schema (older OME schemas upgraded with ome-types' XSLT)."""
     from lxml import etree
 
-    head = data[:4096].decode("utf-8", "replace")
-    match = re.search(r"<(?:\w+:)?OME\b[^>]*xmlns(?::\w+)?=\"([^\"]+/OME/\d{4}-\d{2})\"", head)
-    if match is None or match.group(1) == OME_2016_06:
+    schema = section.ome_schema(data)
+    if schema is None or schema == OME_2016_06:
         return data
     try:
         from ome_types._conversion import ensure_2016
@@ -465,8 +450,7 @@ def _to_2016(data: bytes) -> bytes:
         return etree.tostring(ensure_2016(data, as_tree=True))
     except Exception as exc:
         raise MetadataError(
-            f"the OME-XML is in schema {match.group(1)} and could not be upgraded to 2016-06 "
-            f"({exc})",
+            f"the OME-XML is in schema {schema} and could not be upgraded to 2016-06 ({exc})",
             hint="re-save the file with a current Bio-Formats (bfconvert) to upgrade it",
         ) from None
 
@@ -480,9 +464,7 @@ def _scanned(
 
     from . import roi_scan
 
-    head = xml[:4096] if isinstance(xml, str) else bytes(xml[:4096]).decode("utf-8", "replace")
-    match = _OME_NAMESPACE.search(head)
-    if match is None or match.group(1) != OME_2016_06:
+    if section.ome_schema(xml) != OME_2016_06:
         return None
     if split is None:
         try:
@@ -541,8 +523,8 @@ def _parsed(
     reader = _Reader(image_index)
     # elements of the document's own namespace only: an XMLAnnotation may hold foreign XML
     # with an <Image> or <ROI> of its own
-    found = _OME_NAMESPACE.search(data[:4096].decode("utf-8", "replace"))
-    prefix = f"{{{found.group(1)}}}" if found else "{*}"
+    schema = section.ome_schema(data)
+    prefix = f"{{{schema}}}" if schema else "{*}"
     context = etree.iterparse(
         io.BytesIO(data),
         events=("end",),

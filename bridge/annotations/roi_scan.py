@@ -37,9 +37,6 @@ POSITIONS = 1 << 20
 MAX_SKELETONS = 256
 
 _ROI_REF = re.compile(r"<(?:\w+:)?ROIRef\b")
-_SHAPES = ("Point", "Line", "Polyline", "Polygon", "Rectangle", "Ellipse")
-_TRANSFORM = ("A00", "A01", "A02", "A10", "A11", "A12")
-_TRANSFORM_DEFAULT = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 _ENTITY = re.compile(r"&(?:#x([0-9a-fA-F]+)|#([0-9]+)|(lt|gt|amp|quot|apos));")
 _NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
 
@@ -65,27 +62,18 @@ def _attribute_value(raw: str) -> str:
     return _ENTITY.sub(resolve, raw)
 
 
-class _Slot:
-    """Where one attribute of a skeleton comes from: a value column, or the skeleton itself."""
-
-    __slots__ = ("constant", "index")
-
-    def __init__(self, index: int | None, constant: str | None):
-        self.index = index
-        self.constant = constant
-
-
 class _ShapePlan:
-    def __init__(self, position: int, kind: str, attrs: dict[str, _Slot]):
+    def __init__(self, position: int, kind: str, attrs: dict[str, int]):
         self.position = position
         self.kind = kind
         self.attrs = attrs
-        self.transform: dict[str, _Slot] | None = None
-        self.refs: list[_Slot] = []
+        self.transform: dict[str, int] | None = None
+        self.refs: list[int | None] = []
 
 
 class _Plan:
-    """What one distinct skeleton holds: its ROI's slots and its shapes."""
+    """What one distinct skeleton holds: the value column of each attribute of its ROI and of
+    its shapes, and what its shapes are."""
 
     def __init__(self, skeleton: str, namespace: str):
         from lxml import etree
@@ -102,29 +90,29 @@ class _Plan:
         roi = wrapper[0]
         counter = iter(range(1 << 30))
         expected = skeleton.count('""')
-        slots: dict[Any, dict[str, _Slot]] = {}
+        slots: dict[Any, dict[str, int]] = {}  # element -> attribute -> value column
         for el in roi.iter():
             if not isinstance(el.tag, str):
                 raise Fallback("comment or processing instruction")
             local = etree.QName(el).localname
             if etree.QName(el).namespace != namespace:
                 raise Fallback(f"element {local} in another namespace")
-            mine: dict[str, _Slot] = {}
+            mine: dict[str, int] = {}
             for name, value in el.attrib.items():
                 if "}" in name:
                     raise Fallback("namespaced attribute")
                 if value != "":  # single-quoted: lxml has resolved it already, unlike columns
                     raise Fallback("single-quoted attribute")
-                mine[name] = _Slot(next(counter), None)  # an emptied value: a column
+                mine[name] = next(counter)  # an emptied value: a column
             slots[el] = mine  # the key keeps the proxy alive, so later lookups find it
-        self.values = sum(1 for s in slots.values() for x in s.values() if x.index is not None)
+        self.values = sum(len(s) for s in slots.values())
         if self.values != expected:  # a stray quote in text or in a single-quoted value
             raise Fallback("value count mismatch")
         if etree.QName(roi).localname != "ROI":
             raise Fallback("not an ROI element")
         self.roi = slots[roi]
         self.description: str | None = None
-        self.roi_refs: list[_Slot] = []
+        self.roi_refs: list[int | None] = []
         self.shapes: list[_ShapePlan] = []
         unions = 0
         for child in roi:
@@ -133,7 +121,7 @@ class _Plan:
                 unions += 1
                 for position, shape in enumerate(child):
                     kind = etree.QName(shape).localname
-                    if kind not in _SHAPES:
+                    if kind not in shapes.OME_SHAPES:
                         raise Fallback(f"shape {kind}")
                     plan = _ShapePlan(position, kind, slots[shape])
                     for part in shape:
@@ -141,14 +129,14 @@ class _Plan:
                         if part_name == "Transform":
                             plan.transform = slots[part]
                         elif part_name == "AnnotationRef":
-                            plan.refs.append(slots[part].get("ID") or _Slot(None, None))
+                            plan.refs.append(slots[part].get("ID"))
                         else:
                             raise Fallback(f"{part_name} in a shape")
                     self.shapes.append(plan)
             elif local == "Description":
                 self.description = child.text or None
             elif local == "AnnotationRef":
-                self.roi_refs.append(slots[child].get("ID") or _Slot(None, None))
+                self.roi_refs.append(slots[child].get("ID"))
             else:
                 raise Fallback(f"{local} in an ROI")
         if unions > 1:
@@ -164,24 +152,17 @@ class _Columns:
         self.values = values  # object array of str, the chunk's values in order
         self.starts = starts  # first value of each ROI (of this skeleton)
 
-    def text(self, slot: _Slot | None) -> list[Any]:
-        n = len(self.starts)
-        if slot is None:
-            return [None] * n
-        if slot.index is None:
-            return [slot.constant] * n
-        return self.values[self.starts + slot.index].tolist()
+    def text(self, column: int | None) -> list[Any]:
+        """The values of one attribute (None for ROIs without it)."""
+        if column is None:
+            return [None] * len(self.starts)
+        return self.values[self.starts + column].tolist()
 
-    def numbers(self, slot: _Slot | None, name: str) -> np.ndarray:
-        if slot is None:
+    def numbers(self, column: int | None, name: str) -> np.ndarray:
+        if column is None:
             raise Fallback(f"attribute {name} is missing")
-        if slot.index is None:
-            try:
-                return np.full(len(self.starts), float(slot.constant or ""))
-            except ValueError:
-                raise Fallback(f"bad {name}") from None
         try:
-            out = self.values[self.starts + slot.index].astype(np.float64)
+            out = self.values[self.starts + column].astype(np.float64)
         except ValueError:
             raise Fallback(f"bad {name}") from None
         if not np.all(np.isfinite(out)):
@@ -202,14 +183,11 @@ def _geometry(
     t = None
     if plan.transform is not None:
         t = [
-            cols.numbers(plan.transform[k], k)
-            if k in plan.transform
-            else np.full(n, _TRANSFORM_DEFAULT[i])
-            for i, k in enumerate(_TRANSFORM)
+            cols.numbers(plan.transform[k], k) if k in plan.transform else np.full(n, default)
+            for k, default in shapes.TRANSFORM_DEFAULTS
         ]
     if kind in ("Polyline", "Polygon"):
-        slot = attr.get("Points")
-        texts = cols.text(slot) if slot is not None else [""] * n
+        texts = cols.text(attr.get("Points"))
         parts = []
         lengths = np.empty(n, dtype=np.int64)
         for i, text in enumerate(texts):

@@ -71,6 +71,13 @@ class RoiSplit:
         return [a or b for a, b in _REF_ID.findall(self.refs[image])]
 
 
+def ome_schema(xml: str | bytes) -> str | None:
+    """The OME namespace the document's root declares (``.../OME/2016-06``), from its start."""
+    head = xml[:4096] if isinstance(xml, str) else bytes(xml[:4096]).decode("utf-8", "replace")
+    found = _SCHEMA.search(head)
+    return found.group(1) if found else None
+
+
 def _inside_markup(text: str, position: int) -> bool:
     """Whether ``position`` lies in a comment or CDATA section opened before it."""
     opened = text.rfind("<!", 0, position)
@@ -111,8 +118,7 @@ def split_rois(text: str) -> RoiSplit | None:
     """
     if "<!DOCTYPE" in text[:4096]:
         return None
-    schema = _SCHEMA.search(text[:4096])
-    if schema is None or schema.group(1) != OME_2016_06:
+    if ome_schema(text) != OME_2016_06:
         return None  # older schemas are upgraded whole, ROIs included (ome-types' XSLT)
     match = _ROI_START.search(text)
     while match is not None and _inside_markup(text, match.start()):

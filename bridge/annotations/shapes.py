@@ -22,6 +22,18 @@ import numpy as np
 
 Affine = tuple[float, float, float, float, float, float]  # A00, A01, A02, A10, A11, A12
 
+#: The OME 2016-06 shapes that have a DICOM graphic type (Mask and Label have none).
+OME_SHAPES = ("Point", "Line", "Polyline", "Polygon", "Rectangle", "Ellipse")
+#: OME AffineTransform attributes and their values when absent (the identity).
+TRANSFORM_DEFAULTS = (
+    ("A00", 1.0),
+    ("A01", 0.0),
+    ("A02", 0.0),
+    ("A10", 0.0),
+    ("A11", 1.0),
+    ("A12", 0.0),
+)
+
 
 def apply(points: np.ndarray, t: Affine | None) -> np.ndarray:
     """``points`` (n, 2) through an OME AffineTransform (None: unchanged)."""

@@ -16,10 +16,13 @@ Two cases:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__, tables
 from ..model import Image, ImageKind, Slide
+
+if TYPE_CHECKING:
+    from ..annotations.section import RoiSplit
 
 DICOM_JSON_NS = "urn:omedicom:dicom-json:1"
 DICOM_IDS_NS = "urn:omedicom:dicom-identifiers:1"
@@ -37,20 +40,32 @@ def _ifd_layout(images: Sequence[Image]) -> dict[int, tuple[int, int]]:
     return layout
 
 
-def build(slide: Slide, images: Sequence[Image], file_name: str, file_uuid: str) -> Iterable[str]:
+def carried_split(slide: Slide) -> RoiSplit | None:
+    """The slide's carried OME-XML cut in two (``section.split_rois``), if it has ROIs to cut."""
+    from ..annotations.section import split_rois
+
+    return split_rois(slide.carriers.ome_xml) if slide.carriers.ome_xml else None
+
+
+def build(
+    slide: Slide,
+    images: Sequence[Image],
+    file_name: str,
+    file_uuid: str,
+    split: RoiSplit | None = None,
+) -> Iterable[str]:
     """The OME-XML of the file, as pieces of text to write one after the other (a document
-    with a million ROIs is never held as one string)."""
+    with a million ROIs is never held as one string). ``split`` is :func:`carried_split`."""
     import ome_types
 
     from ..annotations import has_rois
-    from ..annotations.section import join_rois, split_rois
+    from ..annotations.section import join_rois
 
     layout = _ifd_layout(images)
     carried = slide.carriers.ome_xml
     if carried:
         # ome-types rewrites the document without its ROI part, which goes back in as text:
         # a million shapes as pydantic objects would take minutes and gigabytes
-        split = split_rois(carried) if has_rois(carried) else None
         ome = ome_types.from_xml(split.head if split else carried, validate=False)
         if len(ome.images) == len(images):
             xml = _update_carried(ome, images, layout, file_name, file_uuid)
@@ -113,19 +128,24 @@ def _update_carried(
     return ome_types.to_xml(ome)
 
 
-def plane_order(slide: Slide, image: Image) -> str:
-    """The order the OME-TIFF writer stores an image's planes in: the carried OME-XML's
-    DimensionOrder when there is one (so it stays true), else XYZCT (Z fastest)."""
+def plane_orders(
+    slide: Slide, images: Sequence[Image], split: RoiSplit | None = None
+) -> dict[int, str]:
+    """The order the OME-TIFF writer stores each image's planes in (by source index): the
+    carried OME-XML's DimensionOrder when there is one (so it stays true), else XYZCT (Z
+    fastest). ``split`` is :func:`carried_split`: the metadata is read from its head."""
+    orders = {image.source_index: "XYZCT" for image in images}
     if slide.carriers.ome_xml:
         from .omexml import parse
 
         try:
-            ome = parse(slide.carriers.ome_xml)
+            ome = parse(split.head if split else slide.carriers.ome_xml)
         except Exception:
-            return "XYZCT"
-        if len(ome.images) > image.source_index:
-            return ome.images[image.source_index].pixels.dimension_order
-    return "XYZCT"
+            return orders
+        for index in orders:
+            if len(ome.images) > index:
+                orders[index] = ome.images[index].pixels.dimension_order
+    return orders
 
 
 def _build_new(

@@ -184,9 +184,10 @@ class OmeTiffWriter:
         }
         for plan in self.plans.values():
             self.notes.extend(plan.notes)
-        from .omexml_writer import plane_order
+        from .omexml_writer import carried_split, plane_orders
 
-        self.orders = {image.source_index: plane_order(slide, image) for image in self.images}
+        self.split = carried_split(slide)  # a carried OME-XML is cut once, read twice
+        self.orders = plane_orders(slide, self.images, self.split)
 
     @staticmethod
     def _levels(image: Image) -> tuple[Level, ...]:
@@ -206,7 +207,7 @@ class OmeTiffWriter:
         from . import omexml_writer
 
         file_uuid = f"urn:uuid:{uuid.uuid4()}"
-        xml = omexml_writer.build(self.slide, self.images, path.name, file_uuid)
+        xml = omexml_writer.build(self.slide, self.images, path.name, file_uuid, self.split)
         with tifffile.TiffWriter(path, bigtiff=True, ome=False) as tw:
             first = True
             for image in self.images:

@@ -252,13 +252,21 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """The command line, parsed (``--help`` and usage errors exit here)."""
+    return build_parser(extensions=_needs_extensions(argv)).parse_args(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return run(parse(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run a parsed command: errors become one message and an exit code."""
     # numpy's OpenBLAS starts a thread per core at import and nothing here does linear
     # algebra: one thread saves ~45 ms of CPU on start-up and leaves the cores to the copy
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(extensions=_needs_extensions(argv))
-    args = parser.parse_args(argv)
     try:
         return int(args.func(args))
     except BridgeError as exc:
@@ -304,23 +312,39 @@ def _import_pydicom_lean() -> None:
             del sys.modules[name]
 
 
+def _reads_tiff(args: argparse.Namespace) -> bool:
+    """Whether the command's input is a TIFF file (a DICOM input is a folder or a DICOM file)."""
+    from .convert import TIFF_MAGIC
+
+    source = getattr(args, "src", None) or getattr(args, "path", None)
+    try:
+        with open(source, "rb") as fh:
+            return fh.read(4) in TIFF_MAGIC
+    except (OSError, TypeError):
+        return False  # a folder, or nothing there: the command says what is wrong
+
+
 def console() -> None:
     """The ``omedicom`` command.
 
-    ``convert`` and ``info`` (the commands of this module) start without what they do not use,
-    and end without the interpreter's teardown: once the output is flushed, freeing every
-    module's objects one by one (~50 ms, numpy and pydicom) serves no one. They leave no threads
-    or temporary files behind (the staging folder is renamed or removed before ``main``
-    returns), so nothing is skipped but the freeing. Other commands (network, threads of
-    their own) end normally.
+    ``convert`` and ``info`` (the commands of this module) start without what they do not use:
+    from a TIFF, without pydicom at all (the writer encodes its headers itself, see
+    ``dicom/header.py``); from DICOM, with pydicom but without its optional imports. They end
+    without the interpreter's teardown: once the output is flushed, freeing every module's
+    objects one by one (~50 ms, numpy and pydicom) serves no one. They leave no threads or
+    temporary files behind (the staging folder is renamed or removed before ``run`` returns),
+    so nothing is skipped but the freeing. Other commands (network, threads of their own) end
+    normally.
     """
     argv = sys.argv[1:]
+    args = parse(argv)
     lean = not _needs_extensions(argv)
     if lean:
-        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads (see main)
-        _import_pydicom_lean()
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads (see run)
+        if not _reads_tiff(args):
+            _import_pydicom_lean()
         gc.freeze()  # the modules' objects are never garbage: keep collections off them
-    code = main(argv)
+    code = run(args)
     if lean:
         for stream in (sys.stdout, sys.stderr):
             # a reader that went away (a closed pipe) has nothing more to be told

@@ -10,8 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydicom.uid import UID
-
+from .dicom.uids import is_valid as is_valid_uid
 from .errors import InputError
 from .model import Patient
 
@@ -58,7 +57,7 @@ def load(path: str | Path | None, overrides: dict[str, Any]) -> tuple[Patient, s
         values.update(loaded)
     values.update({k: v for k, v in overrides.items() if v is not None})
     for key in ("StudyInstanceUID", "SeriesInstanceUID"):
-        if key in values and not UID(str(values[key])).is_valid:
+        if key in values and not is_valid_uid(str(values[key])):
             raise InputError(f"{key} {values[key]!r} is not a valid UID", path=path)
     fields: dict[str, Any] = {}
     for key, field in KEYWORDS.items():

@@ -3,16 +3,34 @@
 from __future__ import annotations
 
 import functools
+import math
 from datetime import datetime
 
-from pydicom.dataset import Dataset
-from pydicom.valuerep import format_number_as_ds
+from .header import Dataset
 
 
 def ds(value: float) -> str:
-    """A Decimal String of at most 16 characters (PS3.5 6.2, DS)."""
-    text = format_number_as_ds(float(value))
-    if len(text) > 16:  # format_number_as_ds guarantees this; keep the promise visible
+    """A Decimal String of at most 16 characters (PS3.5 6.2, DS), as precise as fits.
+
+    The rule of pydicom's ``format_number_as_ds`` (a test compares the two): Python's shortest
+    repr when it fits; otherwise scientific notation below 1e-4 and from 1e14 (1e13 when
+    negative), else fixed notation with as many decimals as 16 characters leave.
+    """
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"a Decimal String cannot hold {value}")
+    text = str(value)
+    if len(text) > 16:
+        log = math.log10(abs(value))
+        sign = 1 if value < 0 else 0
+        if log < -4 or log >= 14 - sign:
+            text = f"{value:.{10 - sign}e}"
+            if len(text) > 16:  # a three-digit exponent
+                text = f"{value:.{9 - sign}e}"
+        else:
+            decimals = 14 - sign - (math.floor(log) if log >= 1 else 0)
+            text = f"{value:.{decimals}f}"
+    if len(text) > 16:
         raise ValueError(f"DS {text!r} longer than 16 characters")
     return text
 

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
-
-from pydicom.dataset import Dataset
+from typing import TYPE_CHECKING, Any
 
 from ..model import TiffLevelInfo
+
+if TYPE_CHECKING:  # pydicom is imported where a pydicom dataset is read (header.py says why)
+    from pydicom.dataset import Dataset
+
+    from . import header
 
 GROUP = 0x0077
 CREATOR = "OMEDICOM 1"
@@ -43,15 +46,18 @@ def _block(ds: Dataset) -> Any | None:
         return None
 
 
-def write(ds: Dataset, ome_xml: str | None, info: TiffLevelInfo | None) -> None:
-    """Add the private carrier block to a dataset (nothing when there is nothing to carry)."""
+def write(ds: header.Dataset, ome_xml: str | None, info: TiffLevelInfo | None) -> None:
+    """Add the private carrier block to a dataset the writer made (nothing when there is
+    nothing to carry). It is the dataset's only private block, so it takes the first block,
+    0x10: creator at (0077,0010), elements at (0077,10xx) (PS3.5 7.8.1)."""
     if not ome_xml and info is None:
         return
-    block = ds.private_block(GROUP, CREATOR, create=True)
+    ds.add_new((GROUP << 16) | 0x0010, "LO", CREATOR)
     if ome_xml:
-        block.add_new(OME_XML, "UT", ome_xml)
+        ds.add_new((GROUP << 16) | 0x1000 | OME_XML, "UT", ome_xml)
     if info is not None:
-        block.add_new(TIFF_INFO, "UT", json.dumps(_info_dict(info), sort_keys=True))
+        text = json.dumps(_info_dict(info), sort_keys=True)
+        ds.add_new((GROUP << 16) | 0x1000 | TIFF_INFO, "UT", text)
 
 
 def _b64(data: bytes | None) -> str | None:
@@ -93,6 +99,8 @@ def read_tiff_info(ds: Dataset) -> TiffLevelInfo | None:
 
 def header_json(ds: Dataset) -> str:
     """The dataset as DICOM JSON without pixels, offset tables or the bridge's private block."""
+    from pydicom.dataset import Dataset
+
     copy = Dataset()
     block_tags = set()
     block = _block(ds)
@@ -107,4 +115,6 @@ def header_json(ds: Dataset) -> str:
 
 
 def dataset_from_json(text: str) -> Dataset:
+    from pydicom.dataset import Dataset
+
     return Dataset.from_json(text)

@@ -13,34 +13,38 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import (
-    HTJ2K,
-    JPEG2000,
-    UID,
-    ExplicitVRLittleEndian,
-    HTJ2KLossless,
-    JPEG2000Lossless,
-    JPEGBaseline8Bit,
-    JPEGExtended12Bit,
-    JPEGLossless,
-    JPEGLosslessSV1,
-    JPEGLSLossless,
-    JPEGLSNearLossless,
-    VLWholeSlideMicroscopyImageStorage,
-    generate_uid,
-)
 
 from .. import __version__, tables
 from ..codecs import jpeg, transcode
 from ..errors import InputError, MetadataError, UnsupportedError
 from ..model import Compression, Image, ImageKind, Level, Photometric, Slide
 from ..retile import retiled
-from . import carrier, encaps
+from . import carrier, encaps, header
 from .attributes import code_item, da_tm, ds, dt, srgb_profile
-from .bigtext import dcmwrite_streaming
+from .header import Dataset
+from .uids import (
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    HTJ2K,
+    HTJ2K_LOSSLESS,
+    IMPLEMENTATION_CLASS_UID,
+    JPEG2000,
+    JPEG2000_LOSSLESS,
+    JPEG_BASELINE_8BIT,
+    JPEG_EXTENDED_12BIT,
+    JPEG_LOSSLESS,
+    JPEG_LOSSLESS_SV1,
+    JPEGLS_LOSSLESS,
+    JPEGLS_NEAR_LOSSLESS,
+    VL_WHOLE_SLIDE_MICROSCOPY_IMAGE_STORAGE,
+    generate_uid,
+    is_encapsulated,
+)
+
+if TYPE_CHECKING:
+    import pydicom
 
 #: Slide the image is placed on when the source has no slide coordinates (OME): 25 × 75 mm.
 SLIDE_SIZE_MM = (25.0, 75.0)
@@ -89,30 +93,30 @@ def _photometric_name(level: Level) -> str:
     raise UnsupportedError(f"photometric {photometric.value} cannot be written to DICOM WSI")
 
 
-def _transfer_syntax(level: Level) -> UID:
+def _transfer_syntax(level: Level) -> str:
     """Transfer syntax for copying the level's tiles as they are (PS3.5 8.2, A.4)."""
     codec = level.codec
     if codec.compression is Compression.NONE:
-        return ExplicitVRLittleEndian
+        return EXPLICIT_VR_LITTLE_ENDIAN
     if codec.compression is Compression.JPEG:
         if codec.process == 0xC0:
-            return JPEGBaseline8Bit
+            return JPEG_BASELINE_8BIT
         if codec.process == 0xC1:
-            return JPEGExtended12Bit
+            return JPEG_EXTENDED_12BIT
         if codec.process == 0xC3:
             first = level.tiles.encoded(0, 0)
-            header = jpeg.parse_header(first)
-            return JPEGLosslessSV1 if _predictor(first, header) == 1 else JPEGLossless
+            parsed = jpeg.parse_header(first)
+            return JPEG_LOSSLESS_SV1 if _predictor(first, parsed) == 1 else JPEG_LOSSLESS
         raise UnsupportedError(
             f"JPEG process SOF{(codec.process or 0) - 0xC0} (e.g. progressive) has no DICOM "
             "transfer syntax"
         )
     if codec.compression is Compression.JPEG2000:
         if codec.transcoded == "htj2k":
-            return HTJ2KLossless if codec.lossless else HTJ2K
-        return JPEG2000Lossless if codec.lossless else JPEG2000
+            return HTJ2K_LOSSLESS if codec.lossless else HTJ2K
+        return JPEG2000_LOSSLESS if codec.lossless else JPEG2000
     if codec.compression is Compression.JPEGLS:
-        return JPEGLSLossless if codec.lossless else JPEGLSNearLossless
+        return JPEGLS_LOSSLESS if codec.lossless else JPEGLS_NEAR_LOSSLESS
     raise UnsupportedError(f"{codec.compression.value} tiles cannot be copied into DICOM yet")
 
 
@@ -408,28 +412,28 @@ class SlideWriter:
 
     def _carried_value(self, image: Image, keyword: str) -> object | None:
         """An attribute of the carried source header of this image's base level, if any."""
-        for header, dataset in zip(self.slide.carriers.dicom, self._headers, strict=True):
-            if header.image_index == image.source_index and header.level == 0:
+        for carried, dataset in zip(self.slide.carriers.dicom, self._headers, strict=True):
+            if carried.image_index == image.source_index and carried.level == 0:
                 value = dataset.get(keyword)
                 if value:
                     return value
         return None
 
-    def _carried(self, plan: InstancePlan, tsuid: UID) -> Dataset | None:
+    def _carried(self, plan: InstancePlan, tsuid: str) -> pydicom.Dataset | None:
         """The source instance's own header when this level came from DICOM through an
         OME-TIFF and its frames can be written back as they were: same transfer syntax,
         TILED_FULL (per-frame positions of a sparse source would no longer match), the same
         optical paths and focal plane, and the same tiling (native frames can be re-tiled
         back). Each header is used at most once."""
         image, level = plan.image, plan.level
-        for number, header in enumerate(self.slide.carriers.dicom):
+        for number, carried in enumerate(self.slide.carriers.dicom):
             if number in self._used_headers:
                 continue
-            if header.image_index != image.source_index or header.level != level.index:
+            if carried.image_index != image.source_index or carried.level != level.index:
                 continue
-            if header.transfer_syntax != str(tsuid):
+            if carried.transfer_syntax != tsuid:
                 continue
-            dataset = carrier.dataset_from_json(header.json)
+            dataset = carrier.dataset_from_json(carried.json)
             frames = int(dataset.get("NumberOfFrames", 1))
             if frames > 1 and dataset.get("DimensionOrganizationType") != "TILED_FULL":
                 continue
@@ -493,10 +497,16 @@ class SlideWriter:
                 None,
             )
             carrier.write(dataset, self.slide.carriers.ome_xml, info)
-        dataset.file_meta = FileMetaDataset()
+        if isinstance(dataset, Dataset):
+            dataset.file_meta = Dataset()
+        else:  # a carried header, read by pydicom
+            from pydicom.dataset import FileMetaDataset
+
+            dataset.file_meta = FileMetaDataset()
         dataset.file_meta.MediaStorageSOPClassUID = dataset.SOPClassUID
         dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
         dataset.file_meta.TransferSyntaxUID = tsuid
+        dataset.file_meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
         dataset.file_meta.ImplementationVersionName = f"OMEDICOM_{__version__}"[:16]
         try:
             self._write_file(path, dataset, plan, tsuid, tile, n_frames)
@@ -513,16 +523,21 @@ class SlideWriter:
     def _write_file(
         self,
         path: Path,
-        dataset: Dataset,
+        dataset: Dataset | pydicom.Dataset,
         plan: InstancePlan,
-        tsuid: UID,
+        tsuid: str,
         tile: tuple[int, int],
         n_frames: int,
     ) -> None:
         level, planes, channels = plan.level, plan.planes, plan.channels
         with open(path, "xb") as fh:
-            dcmwrite_streaming(fh, dataset)  # a huge OME-XML carrier is written in slices
-            if tsuid.is_compressed:
+            if isinstance(dataset, Dataset):
+                header.write(fh, dataset)  # a huge OME-XML carrier is written in slices
+            else:
+                from pydicom import dcmwrite
+
+                dcmwrite(fh, dataset, enforce_file_format=True)
+            if is_encapsulated(tsuid):
                 frames = _frames(level, planes, channels)
                 extended = encaps.needs_extended_offsets(_frame_sizes(level, planes, channels))
                 encaps.write_encapsulated(
@@ -586,7 +601,7 @@ class SlideWriter:
         d.SpecificCharacterSet = "ISO_IR 192"
         image_type = _image_type(image, level)
         d.ImageType = image_type
-        d.SOPClassUID = VLWholeSlideMicroscopyImageStorage
+        d.SOPClassUID = VL_WHOLE_SLIDE_MICROSCOPY_IMAGE_STORAGE
         d.SOPInstanceUID = generate_uid()
         study_date, study_time = patient.study_date or "", patient.study_time or ""
         d.StudyDate = study_date

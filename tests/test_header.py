@@ -223,23 +223,23 @@ def test_a_streamed_carrier_gives_pydicom_s_bytes(monkeypatch, length: int) -> N
 
 
 def test_the_carrier_is_really_streamed(monkeypatch) -> None:
-    """The long value goes through write_long_text in slices, never through encode."""
+    """The long value goes through write_long_text in slices, never through _element."""
     monkeypatch.setattr(header, "LARGE", 100)
     monkeypatch.setattr(header, "SLICE", 1000)
     streamed: list[int] = []
     encoded: list[int] = []
-    write_long_text, encode = header.write_long_text, header._encode
+    write_long_text, element = header.write_long_text, header._element
 
     def spy_long(fh, tag, text, utf8):
         streamed.append(len(text))
         return write_long_text(fh, tag, text, utf8)
 
-    def spy_encode(out, dataset, utf8):
-        encoded.extend(len(str(v)) for _, _, v in dataset.elements())
-        return encode(out, dataset, utf8)
+    def spy_element(out, tag, vr, value, utf8):
+        encoded.append(len(str(value)))
+        return element(out, tag, vr, value, utf8)
 
     monkeypatch.setattr(header, "write_long_text", spy_long)
-    monkeypatch.setattr(header, "_encode", spy_encode)
+    monkeypatch.setattr(header, "_element", spy_element)
     got = io.BytesIO()
     header.write(got, _carrier_dataset("x" * 5000))
     assert streamed == [5000]

@@ -164,10 +164,8 @@ NUMBER_VRS = {
     "SV": "q",
 }
 BYTES_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
-STRING_VRS = frozenset(
-    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI"}
-    | {"UR", "UT"}
-)
+#: String VRs: the text VRs and those in the default repertoire only (PS3.5 6.1.2.3).
+STRING_VRS = TEXT_VRS | {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI", "UR"}
 
 #: Top-level UT values longer than this many characters are encoded a slice at a time.
 LARGE = 1 << 20
@@ -280,26 +278,31 @@ def _encode(out: bytearray, dataset: Dataset, utf8: bool) -> None:
     if charset is not None:
         utf8 = _is_utf8(charset)
     for tag, vr, value in dataset.elements():
-        head = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr.encode("ascii")
-        if vr == "SQ":
-            out += head + b"\x00\x00"
-            at = len(out)
-            out += b"\x00\x00\x00\x00"
-            for item in value or ():
-                out += b"\xfe\xff\x00\xe0\x00\x00\x00\x00"  # Item (FFFE,E000), length patched
-                item_at = len(out) - 4
-                _encode(out, item, utf8)
-                struct.pack_into("<I", out, item_at, len(out) - item_at - 4)
-            struct.pack_into("<I", out, at, len(out) - at - 4)
-            continue
-        data = _value(vr, value, utf8)
-        if vr in LONG_VRS:
-            out += head + b"\x00\x00" + struct.pack("<I", len(data))
-        else:
-            if len(data) > 0xFFFF:
-                raise ValueError(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) {vr} is too long")
-            out += head + struct.pack("<H", len(data))
-        out += data
+        _element(out, tag, vr, value, utf8)
+
+
+def _element(out: bytearray, tag: int, vr: str, value: Any, utf8: bool) -> None:
+    """Append one element; a sequence with its items, lengths defined (PS3.5 7.5)."""
+    head = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr.encode("ascii")
+    if vr == "SQ":
+        out += head + b"\x00\x00"
+        at = len(out)
+        out += b"\x00\x00\x00\x00"
+        for item in value or ():
+            out += b"\xfe\xff\x00\xe0\x00\x00\x00\x00"  # Item (FFFE,E000), length patched
+            item_at = len(out) - 4
+            _encode(out, item, utf8)
+            struct.pack_into("<I", out, item_at, len(out) - item_at - 4)
+        struct.pack_into("<I", out, at, len(out) - at - 4)
+        return
+    data = _value(vr, value, utf8)
+    if vr in LONG_VRS:
+        out += head + b"\x00\x00" + struct.pack("<I", len(data))
+    else:
+        if len(data) > 0xFFFF:
+            raise ValueError(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) {vr} is too long")
+        out += head + struct.pack("<H", len(data))
+    out += data
 
 
 def _is_utf8(charset: Any) -> bool:
@@ -340,18 +343,14 @@ def write(fh: BinaryIO, dataset: Dataset) -> None:
     fh.write(file_meta_bytes(dataset.file_meta))
     charset = dataset.get("SpecificCharacterSet")
     utf8 = charset is not None and _is_utf8(charset)
-    run = Dataset()
+    out = bytearray()
     for tag, vr, value in dataset.elements():
         if vr == "UT" and isinstance(value, str) and len(value) > LARGE:
-            out = bytearray()
-            _encode(out, run, utf8)
             fh.write(out)
-            run = Dataset()
+            out.clear()
             write_long_text(fh, tag, value, utf8)
         else:
-            run.add_new(tag, vr, value)
-    out = bytearray()
-    _encode(out, run, utf8)
+            _element(out, tag, vr, value, utf8)
     fh.write(out)
 
 

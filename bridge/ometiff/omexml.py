@@ -18,6 +18,8 @@ FirstC, FirstT, PlaneCount, UUID + FileName).
 
 from __future__ import annotations
 
+import math
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -125,6 +127,8 @@ class Ome:
     objectives: dict[str, Objective]
     namespace: str
     comments: dict[str, Comment] = field(default_factory=dict)
+    # Values that were not what the schema allows and were dropped, said in words.
+    warnings: tuple[str, ...] = ()
 
 
 def _local(tag: str) -> str:
@@ -142,21 +146,79 @@ def _child(el: ET.Element, name: str) -> ET.Element | None:
     return None
 
 
-def _int(el: ET.Element, key: str) -> int | None:
+#: Pixels/@DimensionOrder values (ome-2016-06.xsd, simpleType DimensionOrder).
+DIMENSION_ORDERS = frozenset({"XYZCT", "XYZTC", "XYCTZ", "XYCZT", "XYTCZ", "XYTZC"})
+
+#: xsd:int lexical space: optional sign, decimal digits (whitespace is collapsed first).
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+#: The largest value of xsd:int, the type of every count and index in the schema.
+_INT_MAX = 2**31 - 1
+
+
+def _where(el: ET.Element, key: str) -> str:
+    owner = el.get("ID")
+    name = _local(el.tag)
+    return f"{name} {owner} @{key}" if owner else f"{name}/@{key}"
+
+
+def _int(el: ET.Element, key: str, *, minimum: int = 0) -> int | None:
+    """An integer attribute (xsd:int with the schema's lower bound: NonNegativeInt 0,
+    PositiveInt 1), or None when absent. Anything else is a :class:`MetadataError`: these are
+    the sizes and indices that decide which bytes are read, so no value is guessed."""
     value = el.get(key)
-    return int(value) if value not in (None, "") else None
+    if value is None or (value.strip() == "" and key not in _REQUIRED):
+        return None
+    text = value.strip()
+    if not _INTEGER.fullmatch(text) or not minimum <= int(text) <= _INT_MAX:
+        bound = "a positive" if minimum == 1 else "a non-negative"
+        raise MetadataError(
+            f"{_where(el, key)}={value!r} is not {bound} whole number",
+            hint="the OME-XML is damaged; rewrite it (tifffile.tiffcomment) or re-export the file",
+        )
+    return int(text)
 
 
-def _float(el: ET.Element, key: str) -> float | None:
+#: Attributes that must have a value when present (an empty string is not "absent").
+_REQUIRED = frozenset({"SizeX", "SizeY", "SizeZ", "SizeC", "SizeT"})
+
+
+def _float(el: ET.Element, key: str, notes: list[str], *, positive: bool = False) -> float | None:
+    """A finite xsd:float attribute (PositiveFloat where ``positive``), or None. A value that
+    is not one is descriptive metadata gone wrong: it is dropped, and ``notes`` says so."""
     value = el.get(key)
-    return float(value) if value not in (None, "") else None
+    if value is None or value.strip() == "":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or (positive and number <= 0):
+        kind = "a positive number" if positive else "a finite number"
+        notes.append(f"the OME-XML's {_where(el, key)}={value!r} is not {kind}; it is ignored")
+        return None
+    return number
 
 
-def _length(el: ET.Element, key: str, default_unit: str) -> tuple[float, str] | None:
-    value = _float(el, key)
+def _length(
+    el: ET.Element, key: str, default_unit: str, notes: list[str], *, positive: bool = True
+) -> tuple[float, str] | None:
+    value = _float(el, key, notes, positive=positive)
     if value is None:
         return None
     return (value, el.get(key + "Unit") or default_unit)
+
+
+def _color(el: ET.Element, notes: list[str]) -> int | None:
+    """Channel/@Color, a signed 32-bit RGBA integer (ome-2016-06.xsd Color)."""
+    value = el.get("Color")
+    if value is None or value.strip() == "":
+        return None
+    text = value.strip()
+    if _INTEGER.fullmatch(text) and -(2**31) <= int(text) < 2**32:
+        return int(text)
+    notes.append(f"the OME-XML's {_where(el, 'Color')}={value!r} is not an RGBA integer; ignored")
+    return None
 
 
 def _bool(el: ET.Element, key: str) -> bool | None:
@@ -177,12 +239,34 @@ def _text(el: ET.Element | None) -> str | None:
     return None if el is None else (el.text or "")
 
 
+#: The start of the root element: what comes before it is the prolog.
+_FIRST_ELEMENT = re.compile(rb"<[A-Za-z_]")
+
+
+def _refuse_dtd(data: bytes) -> None:
+    """Refuse a document type declaration. OME-XML has none (ome-2016-06.xsd is a schema, not a
+    DTD); a DTD only brings entities: internal ones that expand a few bytes into gigabytes, and
+    external ones (``<!ENTITY % x SYSTEM "file:///etc/passwd">``) that name other files. Nothing
+    is expanded or fetched, and the document is not copied on into a DICOM carrier."""
+    start = _FIRST_ELEMENT.search(data)
+    prolog = data[: start.start()] if start else data
+    if b"<!DOCTYPE" in prolog or b"<!ENTITY" in prolog:
+        raise MetadataError(
+            "the OME-XML has a DOCTYPE declaration (entities), which OME-XML never needs and "
+            "which is refused for safety",
+            hint="remove the <!DOCTYPE ...> from the ImageDescription (tifffile.tiffcomment)",
+        )
+
+
 def _root(xml: str | bytes) -> ET.Element:
-    data = xml.encode("utf-8") if isinstance(xml, str) else xml
+    data = xml.encode("utf-8", "surrogateescape") if isinstance(xml, str) else xml
+    _refuse_dtd(data)
     try:
         root = ET.fromstring(data)
     except ET.ParseError as exc:
         raise MetadataError(f"the OME-XML is not well-formed XML ({exc})") from None
+    except (LookupError, ValueError) as exc:  # e.g. encoding="abc" in the XML declaration
+        raise MetadataError(f"the OME-XML cannot be decoded ({exc})") from None
     namespace = root.tag[1:].split("}", 1)[0] if root.tag.startswith("{") else ""
     if _local(root.tag) != "OME":
         raise MetadataError(f"the XML root is <{_local(root.tag)}>, not <OME>")
@@ -223,92 +307,19 @@ def parse(xml: str | bytes) -> Ome:
             xml = split.head
     root = _root(xml)
     namespace = root.tag[1:].split("}", 1)[0] if root.tag.startswith("{") else ""
+    notes: list[str] = []
     objectives: dict[str, Objective] = {}
     for instrument in _children(root, "Instrument"):
         for obj in _children(instrument, "Objective"):
             objectives[obj.get("ID", "")] = Objective(
                 id=obj.get("ID", ""),
-                nominal_magnification=_float(obj, "NominalMagnification"),
-                lens_na=_float(obj, "LensNA"),
+                nominal_magnification=_float(obj, "NominalMagnification", notes, positive=True),
+                lens_na=_float(obj, "LensNA", notes, positive=True),
                 immersion=obj.get("Immersion"),
                 manufacturer=obj.get("Manufacturer"),
                 model=obj.get("Model"),
             )
-    images = []
-    for image in _children(root, "Image"):
-        px = _child(image, "Pixels")
-        if px is None:
-            raise MetadataError(f"OME Image {image.get('ID')} has no Pixels element")
-        channels = tuple(
-            Channel(
-                id=ch.get("ID", ""),
-                name=ch.get("Name"),
-                samples_per_pixel=_int(ch, "SamplesPerPixel"),
-                color=_int(ch, "Color"),
-                excitation=_length(ch, "ExcitationWavelength", "nm"),
-                emission=_length(ch, "EmissionWavelength", "nm"),
-                illumination_type=ch.get("IlluminationType"),
-                contrast_method=ch.get("ContrastMethod"),
-                fluor=ch.get("Fluor"),
-            )
-            for ch in _children(px, "Channel")
-        )
-        tiff_data = []
-        for td in _children(px, "TiffData"):
-            uuid = _child(td, "UUID")
-            tiff_data.append(
-                TiffData(
-                    ifd=_int(td, "IFD"),
-                    first_z=_int(td, "FirstZ") or 0,
-                    first_c=_int(td, "FirstC") or 0,
-                    first_t=_int(td, "FirstT") or 0,
-                    plane_count=_int(td, "PlaneCount"),
-                    uuid=(uuid.text or "").strip() or None if uuid is not None else None,
-                    file_name=uuid.get("FileName") if uuid is not None else None,
-                )
-            )
-        try:
-            pixels = Pixels(
-                dimension_order=px.get("DimensionOrder", "XYZCT"),
-                type=px.get("Type", ""),
-                size_x=int(px.get("SizeX", "0")),
-                size_y=int(px.get("SizeY", "0")),
-                size_z=int(px.get("SizeZ", "1")),
-                size_c=int(px.get("SizeC", "1")),
-                size_t=int(px.get("SizeT", "1")),
-                physical_size_x=_length(px, "PhysicalSizeX", "µm"),
-                physical_size_y=_length(px, "PhysicalSizeY", "µm"),
-                physical_size_z=_length(px, "PhysicalSizeZ", "µm"),
-                significant_bits=_int(px, "SignificantBits"),
-                interleaved=_bool(px, "Interleaved"),
-                channels=channels,
-                tiff_data=tuple(tiff_data),
-                planes=tuple(
-                    Plane(
-                        the_z=_int(pl, "TheZ") or 0,
-                        the_c=_int(pl, "TheC") or 0,
-                        the_t=_int(pl, "TheT") or 0,
-                        position_z=_length(pl, "PositionZ", "reference frame"),
-                    )
-                    for pl in _children(px, "Plane")
-                ),
-            )
-        except ValueError as exc:
-            raise MetadataError(f"OME Image {image.get('ID')}: bad Pixels value ({exc})") from None
-        settings = _child(image, "ObjectiveSettings")
-        images.append(
-            Image(
-                id=image.get("ID", ""),
-                pixels=pixels,
-                name=image.get("Name"),
-                description=_text(_child(image, "Description")),
-                acquisition_date=_date(_text(_child(image, "AcquisitionDate"))),
-                objective_id=settings.get("ID") if settings is not None else None,
-                annotation_refs=tuple(
-                    ref.get("ID", "") for ref in _children(image, "AnnotationRef")
-                ),
-            )
-        )
+    images = [_image(image, notes) for image in _children(root, "Image")]
     comments = {}
     annotations = _child(root, "StructuredAnnotations")
     for comment in _children(annotations, "CommentAnnotation") if annotations is not None else ():
@@ -318,4 +329,92 @@ def parse(xml: str | bytes) -> Ome:
             description=_text(_child(comment, "Description")),
             value=_text(_child(comment, "Value")) or "",
         )
-    return Ome(root.get("UUID"), tuple(images), objectives, namespace, comments)
+    return Ome(root.get("UUID"), tuple(images), objectives, namespace, comments, tuple(notes))
+
+
+def _pixels(px: ET.Element, notes: list[str]) -> Pixels:
+    """Pixels with its Channels, TiffData and Planes (ome-2016-06.xsd Pixels). Sizes, indices,
+    DimensionOrder and Type decide which bytes are read: a bad one refuses the document.
+    Descriptive values (lengths, wavelengths, colour) that are not numbers are dropped."""
+    order = px.get("DimensionOrder", "XYZCT")
+    if order not in DIMENSION_ORDERS:
+        raise MetadataError(
+            f"Pixels {px.get('ID')} has DimensionOrder={order!r}; the schema allows "
+            + ", ".join(sorted(DIMENSION_ORDERS)),
+            hint="the OME-XML is damaged; rewrite it (tifffile.tiffcomment) or re-export the file",
+        )
+    channels = tuple(
+        Channel(
+            id=ch.get("ID", ""),
+            name=ch.get("Name"),
+            samples_per_pixel=_int(ch, "SamplesPerPixel", minimum=1),
+            color=_color(ch, notes),
+            excitation=_length(ch, "ExcitationWavelength", "nm", notes),
+            emission=_length(ch, "EmissionWavelength", "nm", notes),
+            illumination_type=ch.get("IlluminationType"),
+            contrast_method=ch.get("ContrastMethod"),
+            fluor=ch.get("Fluor"),
+        )
+        for ch in _children(px, "Channel")
+    )
+    tiff_data = []
+    for td in _children(px, "TiffData"):
+        uuid = _child(td, "UUID")
+        tiff_data.append(
+            TiffData(
+                ifd=_int(td, "IFD"),
+                first_z=_int(td, "FirstZ") or 0,
+                first_c=_int(td, "FirstC") or 0,
+                first_t=_int(td, "FirstT") or 0,
+                plane_count=_int(td, "PlaneCount"),
+                uuid=(uuid.text or "").strip() or None if uuid is not None else None,
+                file_name=uuid.get("FileName") if uuid is not None else None,
+            )
+        )
+    planes = []
+    for pl in _children(px, "Plane"):
+        try:
+            the_z, the_c, the_t = (_int(pl, k) or 0 for k in ("TheZ", "TheC", "TheT"))
+        except MetadataError as exc:
+            notes.append(f"a Plane is ignored: {exc.message}")
+            continue
+        position = _length(pl, "PositionZ", "reference frame", notes, positive=False)
+        planes.append(Plane(the_z, the_c, the_t, position))
+    bits = None
+    try:
+        bits = _int(px, "SignificantBits", minimum=1)
+    except MetadataError as exc:
+        notes.append(f"{exc.message}; it is ignored")
+    return Pixels(
+        dimension_order=order,
+        type=px.get("Type", ""),
+        size_x=_int(px, "SizeX", minimum=1) or 0,
+        size_y=_int(px, "SizeY", minimum=1) or 0,
+        size_z=_int(px, "SizeZ", minimum=1) or 1,
+        size_c=_int(px, "SizeC", minimum=1) or 1,
+        size_t=_int(px, "SizeT", minimum=1) or 1,
+        physical_size_x=_length(px, "PhysicalSizeX", "µm", notes),
+        physical_size_y=_length(px, "PhysicalSizeY", "µm", notes),
+        physical_size_z=_length(px, "PhysicalSizeZ", "µm", notes),
+        significant_bits=bits,
+        interleaved=_bool(px, "Interleaved"),
+        channels=channels,
+        tiff_data=tuple(tiff_data),
+        planes=tuple(planes),
+    )
+
+
+def _image(image: ET.Element, notes: list[str]) -> Image:
+    px = _child(image, "Pixels")
+    if px is None:
+        raise MetadataError(f"OME Image {image.get('ID')} has no Pixels element")
+    settings = _child(image, "ObjectiveSettings")
+    return Image(
+        id=image.get("ID", ""),
+        pixels=_pixels(px, notes),
+        name=image.get("Name"),
+        description=_text(_child(image, "Description")),
+        acquisition_date=_date(_text(_child(image, "AcquisitionDate"))),
+        objective_id=settings.get("ID") if settings is not None else None,
+        annotation_refs=tuple(ref.get("ID", "") for ref in _children(image, "AnnotationRef")),
+    )

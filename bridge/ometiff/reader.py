@@ -156,7 +156,7 @@ def _read(path: Path, tf: tifffile.TiffFile, raw: RawFile, timepoint: int | None
         split = split_rois(xml)  # the metadata is read without the (maybe huge) ROI part
     ome = parse_ome_xml(split.head if split is not None else xml, path)
     images = []
-    warnings: list[str] = []
+    warnings: list[str] = list(ome.warnings)
     for index, ome_image in enumerate(ome.images):
         image = _read_image(path, tf, raw, ome, ome_image, index, warnings, timepoint)
         if image is not None:
@@ -225,7 +225,9 @@ def parse_ome_xml(xml: str, path: Path | str | None = None) -> omexml.Ome:
     try:
         return omexml.parse(xml)
     except MetadataError as exc:
-        raise MetadataError(f"the OME-XML cannot be read: {exc.message}", path=path) from None
+        raise MetadataError(
+            f"the OME-XML cannot be read: {exc.message}", path=path, hint=exc.hint
+        ) from None
 
 
 def _plane_index(order: str, sizes: dict[str, int], z: int, c: int, t: int) -> int:
@@ -276,6 +278,14 @@ def _plane_ifds(
     n_planes = sizes["Z"] * sizes["C"] * sizes["T"]
     mapping: dict[tuple[int, int, int], int] = {}
     n_ifds = len(tf.pages)
+    if n_planes > n_ifds:  # every plane is an IFD of its own: the file bounds the count
+        raise MetadataError(
+            f"the OME-XML of image {ome_image.id} declares {n_planes} planes (SizeZ "
+            f"{sizes['Z']} × SizeC {sizes['C']} × SizeT {sizes['T']}), but the file has only "
+            f"{n_ifds} IFDs",
+            path=path,
+            hint="the OME-XML disagrees with the TIFF structure; the file may be damaged",
+        )
     for td in pixels.tiff_data:
         if td.uuid is not None and not _same_file(path, ome, td):
             raise UnsupportedError(
@@ -288,6 +298,13 @@ def _plane_ifds(
         ifd = td.ifd or 0
         if td.plane_count is not None:
             count = td.plane_count
+            if ifd + count > n_ifds:
+                raise MetadataError(
+                    f"a TiffData of image {ome_image.id} maps {count} planes from IFD {ifd}, "
+                    f"but the file has only {n_ifds} IFDs",
+                    path=path,
+                    hint="the OME-XML disagrees with the TIFF structure; the file may be damaged",
+                )
         elif td.ifd is not None:
             count = 1
         else:
@@ -329,9 +346,15 @@ def _sub_pages(tf: tifffile.TiffFile, page: tifffile.TiffPage) -> list[tifffile.
     return out
 
 
-def _channel(ch: omexml.Channel) -> Channel:
+def _channel(ch: omexml.Channel, warnings: list[str]) -> Channel:
     def nm(value: tuple[float, str] | None) -> float | None:
-        return None if value is None else tables.length_to_um(*value, what="wavelength") * 1e3
+        if value is None:
+            return None
+        try:
+            return tables.length_to_um(*value, what="wavelength") * 1e3
+        except MetadataError as exc:
+            warnings.append(f"channel {ch.id}: {exc.message}; the wavelength is ignored")
+            return None
 
     return Channel(
         id=ch.id,
@@ -384,7 +407,7 @@ def _read_image(
     timepoint: int | None = None,
 ) -> Image | None:
     pixels = ome_image.pixels
-    channels = tuple(_channel(ch) for ch in pixels.channels)
+    channels = tuple(_channel(ch, warnings) for ch in pixels.channels)
     spp = channels[0].samples_per_pixel if channels else 1
     size_c = pixels.size_c // spp if pixels.size_c >= spp else pixels.size_c
     sizes = {"Z": pixels.size_z, "C": max(1, size_c), "T": pixels.size_t}

@@ -1,0 +1,113 @@
+"""Rough edges found by trying omedicom as a new user (issue 12): output names, the console,
+messages. Each test failed before its fix."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import samples
+import tifffile
+from conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def slide(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small pyramidal JPEG OME-TIFF with a label, macro and thumbnail."""
+    tmp = tmp_path_factory.mktemp("slide")
+    return samples.write_tifffile(tmp / "small.ome.tif", size=(600, 500), levels=2, label=True)
+
+
+@pytest.fixture(scope="module")
+def dicom(slide: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``slide`` converted to DICOM."""
+    out = tmp_path_factory.mktemp("dicom") / "small_dicom"
+    run_cli("convert", slide, out, "-q", check=True)
+    return out
+
+
+def _one_error(proc, code: int, *needles: str) -> None:
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines[0].startswith("omedicom: error: "), proc.stderr
+    assert sum(line.startswith("omedicom: error") for line in lines) == 1, proc.stderr
+    for needle in needles:
+        assert needle in proc.stderr, proc.stderr
+
+
+# 1. output names longer than NAME_MAX
+
+
+@pytest.mark.parametrize("direction", ["to-dicom", "to-ome-tiff"])
+def test_output_name_over_255_bytes_is_an_output_error(
+    direction: str, slide: Path, dicom: Path, tmp_path: Path
+) -> None:
+    src, name = (slide, "d" * 260) if direction == "to-dicom" else (dicom, "o" * 252 + ".ome.tiff")
+    proc = run_cli("convert", src, tmp_path / name)
+    _one_error(proc, 4, "bytes long", "at most 255 bytes", "shorter")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("direction", ["to-dicom", "to-ome-tiff"])
+def test_output_name_of_255_bytes_is_written(
+    direction: str, slide: Path, dicom: Path, tmp_path: Path
+) -> None:
+    """The hidden staging name is longer than the target's; it is cut to fit."""
+    src, name = (
+        (slide, "é" * 127 + "d") if direction == "to-dicom" else (dicom, "o" * 246 + ".ome.tiff")
+    )
+    assert len(os.fsencode(name)) == 255
+    proc = run_cli("convert", src, tmp_path / name, "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+
+
+# 2. a target name that is not UTF-8
+
+
+def test_non_utf8_ome_tiff_name_is_refused_clearly(dicom: Path, tmp_path: Path) -> None:
+    target = os.fsencode(tmp_path) + b"/out\xff.ome.tiff"
+    proc = run_cli("convert", dicom, os.fsdecode(target))
+    _one_error(proc, 4, "not valid UTF-8", "out\\xff.ome.tiff", "hint:")
+    assert os.listdir(os.fsencode(tmp_path)) == []
+
+
+def test_non_utf8_dicom_folder_name_is_written(slide: Path, tmp_path: Path) -> None:
+    target = os.fsencode(tmp_path) + b"/out\xff"
+    proc = run_cli("convert", slide, os.fsdecode(target), "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert os.listdir(os.fsencode(tmp_path)) == [b"out\xff"]
+
+
+# 3. a parent that is a file
+
+
+@pytest.mark.parametrize("direction", ["to-dicom", "to-ome-tiff"])
+def test_parent_that_is_a_file_is_named(
+    direction: str, slide: Path, dicom: Path, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("mine")
+    src, target = (
+        (slide, blocker / "out")
+        if direction == "to-dicom"
+        else (dicom, blocker / "x" / "o.ome.tiff")
+    )
+    proc = run_cli("convert", src, target)
+    _one_error(proc, 4, f"{blocker} is a file, not a folder")
+    assert "File exists" not in proc.stderr
+    assert blocker.read_text() == "mine"
+
+
+# 6. the OME-XML names the final file, not the staging file
+
+
+def test_ome_xml_names_the_final_file(dicom: Path, tmp_path: Path) -> None:
+    out = tmp_path / "back.ome.tiff"
+    run_cli("convert", dicom, out, "-q", check=True)
+    with tifffile.TiffFile(out) as tf:
+        xml = tf.ome_metadata
+    assert 'FileName="back.ome.tiff"' in xml
+    assert ".partial" not in xml

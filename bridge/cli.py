@@ -8,8 +8,10 @@ import gc
 import importlib
 import json
 import os
+import select
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 
 from . import __version__
@@ -262,28 +264,100 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(parse(argv))
 
 
+#: The exit status of a command whose reader went away, as a shell reports one killed by
+#: SIGPIPE (128 + 13): what ``cat`` gives in ``cat big | head -1``.
+EXIT_BROKEN_PIPE = 141
+
+
+def _stdout_closed() -> bool:
+    """Whether nobody reads stdout any more: a pipe whose reading end is closed reports
+    POLLERR to its writer (poll(2)). A BrokenPipeError from elsewhere (a socket) is not this."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the text still buffered for a reader that went away
+    is dropped quietly instead of failing again when the interpreter flushes it."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def flush_stdout() -> bool:
+    """Flush stdout; ``False`` (and stdout silenced) when its reader has gone away."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        return False
+    except (OSError, ValueError):
+        return True  # stdout closed by the command itself, or not a stream: nothing to report
+    return True
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A library's warning (pydicom, tifffile, ...) as one of ours: its text only, once, with
+    no source path or code line (:func:`warnings.showwarning`'s signature)."""
+    text = str(message).strip().splitlines()[0] if str(message).strip() else category.__name__
+    if text in _shown:
+        return
+    _shown.add(text)
+    with contextlib.suppress(OSError, ValueError):
+        print(f"omedicom: warning: {text}", file=sys.stderr)
+
+
+_shown: set[str] = set()
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run a parsed command: errors become one message and an exit code."""
+    """Run a parsed command: errors become one message and an exit code; warnings from the
+    libraries become ``omedicom: warning:`` lines; a reader of stdout that went away (``|
+    head``) ends the command quietly with :data:`EXIT_BROKEN_PIPE`, as ``cat`` does."""
     # numpy's OpenBLAS starts a thread per core at import and nothing here does linear
     # algebra: one thread saves ~45 ms of CPU on start-up and leaves the cores to the copy
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    _shown.clear()
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        return code if flush_stdout() else EXIT_BROKEN_PIPE
+    except BrokenPipeError:
+        if not _stdout_closed():
+            return _internal_error(args)
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except BridgeError as exc:
         print(f"omedicom: error: {exc.describe()}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("omedicom: interrupted; nothing was kept", file=sys.stderr)
         return 130
-    except Exception as exc:  # a bug: say so plainly, keep the traceback for --debug
-        if args.debug:
-            traceback.print_exc()
-        print(
-            f"omedicom: internal error: {type(exc).__name__}: {exc}\n"
-            "  hint: this is a bug; please report it with the output of --debug",
-            file=sys.stderr,
-        )
-        return 1
+    except Exception:  # a bug: say so plainly, keep the traceback for --debug
+        return _internal_error(args)
+
+
+def _internal_error(args: argparse.Namespace) -> int:
+    """Report the exception being handled as a bug (exit 1)."""
+    exc = sys.exc_info()[1]
+    if args.debug:
+        traceback.print_exc()
+    print(
+        f"omedicom: internal error: {type(exc).__name__}: {exc}\n"
+        "  hint: this is a bug; please report it with the output of --debug",
+        file=sys.stderr,
+    )
+    return 1
 
 
 #: Optional imports of pydicom that ``convert`` and ``info`` never use.
@@ -337,7 +411,12 @@ def console() -> None:
     normally.
     """
     argv = sys.argv[1:]
-    args = parse(argv)
+    try:
+        args = parse(argv)
+    except SystemExit as done:  # --help, --version, a usage error: printed already
+        if not flush_stdout():
+            os._exit(EXIT_BROKEN_PIPE)
+        raise done from None
     lean = not _needs_extensions(argv)
     if lean:
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads (see run)
@@ -351,6 +430,8 @@ def console() -> None:
             with contextlib.suppress(OSError):
                 stream.flush()
         os._exit(code)
+    if not flush_stdout():  # before the interpreter's own flush, which would complain
+        code = EXIT_BROKEN_PIPE
     sys.exit(code)
 
 

@@ -111,3 +111,94 @@ def test_ome_xml_names_the_final_file(dicom: Path, tmp_path: Path) -> None:
         xml = tf.ome_metadata
     assert 'FileName="back.ome.tiff"' in xml
     assert ".partial" not in xml
+
+
+# 4. a reader of stdout that goes away
+
+
+PIPED_COMMANDS = [
+    ("info", "--json", "{dicom}"),
+    ("info", "{slide}"),
+    ("check", "{dicom}"),
+    ("check", "--json", "{slide}"),
+    ("check", "{dicom}", "--against", "{slide}"),
+    ("--help",),
+]
+
+
+def _args(command: tuple[str, ...], slide: Path, dicom: Path) -> list[str]:
+    return [a.format(slide=slide, dicom=dicom) for a in command]
+
+
+@pytest.mark.parametrize("command", PIPED_COMMANDS, ids=" ".join)
+def test_closed_stdout_pipe_ends_quietly(command, slide: Path, dicom: Path) -> None:
+    """``omedicom ... | head -0``: the reader has gone before the first write."""
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("omedicom")
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run(
+            [str(exe), *_args(command, slide, dicom)],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        os.close(write)
+    assert proc.returncode in (0, 141), proc.stderr
+    assert proc.stderr == ""
+
+
+@pytest.mark.parametrize("command", PIPED_COMMANDS, ids=" ".join)
+def test_stdout_pipe_closed_after_one_line_ends_quietly(command, slide: Path, dicom: Path) -> None:
+    """``omedicom ... | head -1``."""
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("omedicom")
+    proc = subprocess.Popen(
+        [str(exe), *_args(command, slide, dicom)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline()
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    code = proc.wait(timeout=120)
+    assert code in (0, 141), stderr
+    assert stderr == ""
+
+
+# 5. library warnings
+
+
+def test_library_warnings_are_printed_as_ours(capsys) -> None:
+    import argparse
+    import warnings
+
+    from bridge import cli
+
+    def command(args) -> int:
+        for _ in range(2):  # from two places: shown once
+            text = "The value length (66) exceeds the maximum length of 64"
+            warnings.warn(text, UserWarning, stacklevel=1 + _)
+        return 0
+
+    assert cli.run(argparse.Namespace(func=command, debug=False)) == 0
+    err = capsys.readouterr().err
+    assert err == "omedicom: warning: The value length (66) exceeds the maximum length of 64\n"
+
+
+def test_pydicom_warnings_do_not_leak_raw(corpus: Path) -> None:
+    """pydicom warns about the over-long UIDs of this file when push reads it (the server is
+    absent: the push itself fails, exit 5)."""
+    src = corpus / "dicom" / "pathml__small_dicom.dcm"
+    proc = run_cli("push", src, "--dicomweb", "http://127.0.0.1:9/dicom-web")
+    assert "omedicom: warning: The value length (66) exceeds" in proc.stderr, proc.stderr
+    assert "UserWarning" not in proc.stderr and "site-packages" not in proc.stderr
+    assert "warn_and_log" not in proc.stderr
+    assert all(line.startswith(("omedicom: ", "  hint: ")) for line in proc.stderr.splitlines())

@@ -318,7 +318,8 @@ _shown: set[str] = set()
 def run(args: argparse.Namespace) -> int:
     """Run a parsed command: errors become one message and an exit code; warnings from the
     libraries become ``omedicom: warning:`` lines; a reader of stdout that went away (``|
-    head``) ends the command quietly with :data:`EXIT_BROKEN_PIPE`, as ``cat`` does."""
+    head``) stops the command quietly with :data:`EXIT_BROKEN_PIPE`, as ``cat`` does (output
+    that was all produced and only fails to flush at exit keeps the command's code)."""
     # numpy's OpenBLAS starts a thread per core at import and nothing here does linear
     # algebra: one thread saves ~45 ms of CPU on start-up and leaves the cores to the copy
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -330,8 +331,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        code = int(args.func(args))
-        return code if flush_stdout() else EXIT_BROKEN_PIPE
+        return int(args.func(args))
     except BrokenPipeError:
         if not _stdout_closed():
             return _internal_error(args)
@@ -430,8 +430,9 @@ def console() -> None:
             with contextlib.suppress(OSError):
                 stream.flush()
         os._exit(code)
-    if not flush_stdout():  # before the interpreter's own flush, which would complain
-        code = EXIT_BROKEN_PIPE
+    # flushed before the interpreter's own flush, which would complain of a reader that went
+    # away; the command finished, so its exit code stands (as in the lean exit above)
+    flush_stdout()
     sys.exit(code)
 
 

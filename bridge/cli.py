@@ -19,14 +19,19 @@ from .errors import BridgeError
 
 DESCRIPTION = """\
 omedicom moves whole-slide images between research OME-TIFF and clinical DICOM
-(VL Whole Slide Microscopy). Compressed tiles are copied byte for byte, never re-encoded.
+(VL Whole Slide Microscopy), in both directions. Compressed tiles are copied byte for byte
+where the target can hold them (JPEG, JPEG 2000, uncompressed); others (LZW, Deflate, Zstd,
+strips, JPEG-LS into TIFF, ...) are re-encoded losslessly, and the conversion says so.
 
 examples:
-  omedicom info slide.ome.tiff
-  omedicom convert slide.ome.tiff slide_dicom/
-  omedicom convert slide_dicom/ slide.ome.tiff
+  omedicom info slide.ome.tiff                      what is in a slide
+  omedicom convert slide.ome.tiff slide_dicom/      OME-TIFF -> DICOM (a folder)
+  omedicom convert slide_dicom/ slide.ome.tiff      DICOM -> OME-TIFF (a file)
   omedicom convert slide.ome.tiff out/ --slide-id S-2024-001 --metadata patient.json
-  omedicom convert gray.ome.tif out/ --pixel-size 0.5
+  omedicom convert gray.ome.tif out/ --pixel-size 0.5   a source without a pixel size
+  omedicom check slide_dicom/ --against slide.ome.tiff  is the conversion right?
+
+'omedicom COMMAND --help' explains each command.
 """
 
 CONVERT_HELP = """\
@@ -83,7 +88,7 @@ def build_parser(*, extensions: bool = True) -> argparse.ArgumentParser:
 
     conv = sub.add_parser(
         "convert",
-        help="convert a slide (OME-TIFF -> DICOM WSI)",
+        help="convert a slide, OME-TIFF -> DICOM WSI or DICOM WSI -> OME-TIFF",
         description=CONVERT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -231,12 +236,7 @@ def _convert(args: argparse.Namespace) -> int:
     if not args.quiet:
         for warning in result.warnings:
             print(f"omedicom: warning: {warning}", file=sys.stderr)
-        what = (
-            f"{len(result.files)} DICOM instance(s), {result.frames} frames"
-            if result.target.suffix.lower() not in (".tif", ".tiff", ".btf")
-            else f"an OME-TIFF with {result.frames} tiles"
-        )
-        print(f"wrote {what}, to {result.target}", file=sys.stderr)
+        print(result.summary(), file=sys.stderr)
     return 0
 
 

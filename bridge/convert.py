@@ -65,6 +65,17 @@ class Result:
     files: tuple[Path, ...]
     frames: int
     warnings: tuple[str, ...]
+    #: the format actually written: ``"dicom"`` or ``"ome-tiff"``
+    format: str = "dicom"
+
+    def summary(self) -> str:
+        """What was written, in words, decided by the format written (not the name)."""
+        if self.format == "ome-tiff":
+            return f"wrote an OME-TIFF with {self.frames} tiles, to {self.target}"
+        return (
+            f"wrote {len(self.files)} DICOM instance(s), {self.frames} frames, "
+            f"into the folder {self.target}"
+        )
 
 
 #: The suffix :func:`tempfile.mkstemp` adds to a staging prefix: 8 random characters, then ours.
@@ -208,10 +219,25 @@ def _usual_mode(path: Path, mode: int) -> None:
     os.chmod(path, mode & ~umask)
 
 
+#: File name suffixes that say "a TIFF file".
+TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8", ".tf2")
+
+
 def target_of(source_kind: str, dst: Path, to: str | None) -> str:
-    """The target format: ``--to``, else the other format than the source's."""
+    """The target format: ``--to``, else the other format than the source's.
+
+    Without ``--to``, an OME-TIFF source with a target named like a TIFF file is refused: the
+    user expects an OME-TIFF, and omedicom would write a DICOM folder under that name."""
     if to:
         return to
+    if source_kind == "ome-tiff" and dst.suffix.lower() in TIFF_SUFFIXES:
+        raise InputError(
+            f"the source is an OME-TIFF, so the target is DICOM (a folder), but the target "
+            f"name ends in {dst.suffix}",
+            path=dst,
+            hint="OME-TIFF to OME-TIFF is not a conversion omedicom does; to get DICOM give "
+            "a folder name (e.g. out_dicom/) or pass --to dicom",
+        )
     return "dicom" if source_kind == "ome-tiff" else "ome-tiff"
 
 
@@ -385,4 +411,4 @@ def _to_ome_tiff(slide, src, dst, overwrite, progress) -> Result:
             ) from None
     if tick is not None and hasattr(tick, "close"):
         tick.close()
-    return Result(dst, (dst,), total, slide.warnings + tuple(writer.notes))
+    return Result(dst, (dst,), total, slide.warnings + tuple(writer.notes), "ome-tiff")

@@ -202,3 +202,43 @@ def test_pydicom_warnings_do_not_leak_raw(corpus: Path) -> None:
     assert "UserWarning" not in proc.stderr and "site-packages" not in proc.stderr
     assert "warn_and_log" not in proc.stderr
     assert all(line.startswith(("omedicom: ", "  hint: ")) for line in proc.stderr.splitlines())
+
+
+# 7. an OME-TIFF source with a TIFF-looking target; the message says what was written
+
+
+@pytest.mark.parametrize("name", ["out.ome.tiff", "out.tif", "OUT.BTF"])
+def test_ome_tiff_to_tiff_name_is_refused(name: str, slide: Path, tmp_path: Path) -> None:
+    proc = run_cli("convert", slide, tmp_path / name)
+    _one_error(proc, 2, "the source is an OME-TIFF", "--to dicom", "folder name")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_explicit_to_dicom_with_tiff_name_says_dicom(slide: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.ome.tiff"
+    proc = run_cli("convert", slide, out, "--to", "dicom")
+    assert proc.returncode == 0, proc.stderr
+    assert out.is_dir()
+    assert "wrote 5 DICOM instance(s)" in proc.stderr and "OME-TIFF" not in proc.stderr
+
+
+def test_ome_tiff_without_tiff_suffix_says_ome_tiff(dicom: Path, tmp_path: Path) -> None:
+    out = tmp_path / "slide_out"
+    proc = run_cli("convert", dicom, out)
+    assert proc.returncode == 0, proc.stderr
+    assert out.is_file()
+    assert "wrote an OME-TIFF with" in proc.stderr and "DICOM instance" not in proc.stderr
+
+
+# 8. the top-level help tells both directions and the truth about re-encoding
+
+
+def test_top_level_help_tells_both_directions_and_re_encoding() -> None:
+    proc = run_cli("--help")
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    assert "never re-encoded" not in text
+    assert "re-encoded losslessly" in text and "the conversion says so" in text
+    assert "convert a slide, OME-TIFF -> DICOM WSI or DICOM WSI -> OME-TIFF" in text
+    assert "omedicom convert slide_dicom/ slide.ome.tiff DICOM -> OME-TIFF" in text
+    assert "omedicom convert slide.ome.tiff slide_dicom/ OME-TIFF -> DICOM" in text

@@ -241,17 +241,28 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from .convert import open_slide
-    from .info import describe, render
+    from .errors import SeveralSlidesError
+    from .info import render_all
 
-    slide = open_slide(args.path, series=args.series)
     try:
-        data = describe(slide)
+        data = _describe(args.path, args.series)
+    except SeveralSlidesError as several:  # a folder of several slides: describe each
+        slides = [{"series_uid": uid, **_describe(args.path, uid)} for uid in several.series]
+        data = {"source": str(args.path), "slides": slides}
+    print(json.dumps(data, indent=2) if args.json else render_all(data))
+    return 0
+
+
+def _describe(path: str, series: str | None) -> dict:
+    from .convert import open_slide
+    from .info import describe
+
+    slide = open_slide(path, series=series)
+    try:
+        return describe(slide)
     finally:
         if slide.close:
             slide.close()
-    print(json.dumps(data, indent=2) if args.json else render(data))
-    return 0
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:

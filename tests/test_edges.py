@@ -242,3 +242,126 @@ def test_top_level_help_tells_both_directions_and_re_encoding() -> None:
     assert "convert a slide, OME-TIFF -> DICOM WSI or DICOM WSI -> OME-TIFF" in text
     assert "omedicom convert slide_dicom/ slide.ome.tiff DICOM -> OME-TIFF" in text
     assert "omedicom convert slide.ome.tiff slide_dicom/ OME-TIFF -> DICOM" in text
+
+
+@pytest.fixture(scope="module")
+def jpeg_label_slide(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiled JPEG pyramid with an SVS-style label: one JPEG strip covering the whole image
+    (RowsPerStrip = ImageLength), 301×150, not a multiple of the 16×16 MCU."""
+    path = tmp_path_factory.mktemp("label") / "labelled.ome.tif"
+    with tifffile.TiffWriter(path, bigtiff=True, ome=True) as tw:
+        tw.write(
+            samples.tissue(500, 600),
+            tile=(256, 256),
+            photometric="rgb",
+            compression="jpeg",
+            metadata={"axes": "YXS", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5, "Name": "s"},
+        )
+        tw.write(
+            samples.tissue(150, 301, seed=7),
+            photometric="rgb",
+            compression="jpeg",
+            rowsperstrip=150,
+            metadata={"Name": "label"},
+        )
+    return path
+
+
+# 9. info says strips for striped levels
+
+
+def test_info_says_strips_for_a_striped_level(jpeg_label_slide: Path) -> None:
+    import json
+
+    proc = run_cli("info", jpeg_label_slide, check=True)
+    assert "301×150 px, strips of 150 rows (1 strip), jpeg" in proc.stdout, proc.stdout
+    assert "600×500 px, tiles 256×256 (3×2)" in proc.stdout
+    data = json.loads(run_cli("info", "--json", jpeg_label_slide, check=True).stdout)
+    level0, label = data["images"][0]["levels"][0], data["images"][1]["levels"][0]
+    assert (level0["layout"], level0["rows_per_strip"], level0["strips"]) == ("tiles", None, None)
+    assert (label["layout"], label["rows_per_strip"], label["strips"]) == ("strips", 150, 1)
+    assert label["tile_size"] == [301, 150] and label["grid"] == [1, 1]  # the fields as before
+
+
+# 10. info on a folder of two slides lists both
+
+
+def test_info_lists_every_slide_of_a_folder(
+    dicom: Path, jpeg_label_slide: Path, tmp_path: Path
+) -> None:
+    import json
+    import shutil
+
+    other = tmp_path / "other"
+    run_cli("convert", jpeg_label_slide, other, "-q", check=True)
+    both = tmp_path / "both"
+    shutil.copytree(dicom, both)
+    shutil.copy(other / "level0.dcm", both / "other-level0.dcm")
+    proc = run_cli("info", both)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 slides (DICOM series)" in proc.stdout
+    assert "slide 1 of 2" in proc.stdout and "slide 2 of 2" in proc.stdout
+    data = json.loads(run_cli("info", "--json", both, check=True).stdout)
+    assert sorted(s["slide_id"] for s in data["slides"]) == ["labelled", "small"]
+    uid = next(s["series_uid"] for s in data["slides"] if s["slide_id"] == "labelled")
+    one = json.loads(run_cli("info", "--json", both, "--series", uid, check=True).stdout)
+    assert "slides" not in one and one["slide_id"] == "labelled"
+
+
+# 11. info lists annotation groups
+
+
+def test_info_lists_annotation_groups(slide: Path, tmp_path: Path) -> None:
+    import json
+
+    geojson = tmp_path / "cells.geojson"
+    polygon = [[[10, 10], [50, 10], [50, 50], [10, 10]]]
+    features = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Polygon", "coordinates": polygon},
+            "properties": {"objectType": "annotation", "classification": {"name": "Tumor"}},
+        }
+    ] * 2 + [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [100, 100]},
+            "properties": {"objectType": "annotation", "classification": {"name": "Cell"}},
+        }
+    ]
+    geojson.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    out = tmp_path / "annotated"
+    run_cli("convert", slide, out, "--annotations", geojson, "-q", check=True)
+    for target in (out, slide):
+        proc = run_cli("info", target, check=True)
+        assert ("annotations:" in proc.stdout) == (target == out), proc.stdout
+    text = run_cli("info", out, check=True).stdout
+    assert "annotations: 2 group(s)" in text
+    assert "Tumor: 2 polygon(s)" in text and "Cell: 1 point(s)" in text
+    data = json.loads(run_cli("info", "--json", out, check=True).stdout)
+    groups = {g["label"]: (g["graphic_type"], g["count"]) for g in data["annotations"]}
+    assert groups == {"Tumor": ("POLYGON", 2), "Cell": ("POINT", 1)}
+
+
+# 17. a JPEG strip covering the whole image is one frame, copied verbatim
+
+
+def test_whole_image_jpeg_strip_is_copied_verbatim(jpeg_label_slide: Path, tmp_path: Path) -> None:
+    import pydicom
+    from pydicom.encaps import generate_frames
+
+    out = tmp_path / "out"
+    proc = run_cli("convert", jpeg_label_slide, out)
+    assert proc.returncode == 0, proc.stderr
+    assert "decoded" not in proc.stderr  # nothing re-encoded
+    with tifffile.TiffFile(jpeg_label_slide) as tf:
+        page = tf.pages[1]
+        assert not page.is_tiled and page.rowsperstrip >= page.imagelength
+        (offset,), (count,) = page.dataoffsets, page.databytecounts
+        tf.filehandle.seek(offset)
+        strip = tf.filehandle.read(count)
+    ds = pydicom.dcmread(out / "label.dcm")
+    assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.50"
+    assert (int(ds.NumberOfFrames), ds.Rows, ds.Columns) == (1, 150, 301)
+    (frame,) = generate_frames(ds.PixelData, number_of_frames=1)
+    assert frame == strip + b"\x00" * (len(strip) % 2)

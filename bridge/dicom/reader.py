@@ -24,7 +24,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from ..codecs import jpeg
-from ..errors import InputError, MetadataError
+from ..errors import InputError, MetadataError, SeveralSlidesError
 from ..model import (
     AnnotationGroup,
     Carriers,
@@ -144,10 +144,11 @@ def read(
             f"{uid} ({ins[0][1].get('ContainerIdentifier', '?')}, {len(ins)} instances)"
             for uid, ins in by_series.items()
         )
-        raise InputError(
+        raise SeveralSlidesError(
             f"{len(by_series)} slides (series) are among the files: {listing}",
             path=where,
             hint="choose one with --series UID",
+            series=tuple(by_series),
         )
     else:
         chosen = next(iter(by_series.values()))

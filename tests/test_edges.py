@@ -365,3 +365,30 @@ def test_whole_image_jpeg_strip_is_copied_verbatim(jpeg_label_slide: Path, tmp_p
     assert (int(ds.NumberOfFrames), ds.Rows, ds.Columns) == (1, 150, 301)
     (frame,) = generate_frames(ds.PixelData, number_of_frames=1)
     assert frame == strip + b"\x00" * (len(strip) % 2)
+
+
+# 12. a truncated DICOM file says so
+
+
+@pytest.mark.parametrize(
+    ("keep", "needles"),
+    [
+        (-3000, ("ends inside Pixel Data, which starts at byte",)),
+        (600, ("ends inside attribute", "whose value would end at byte")),
+        (1500, ("before any Pixel Data",)),
+    ],
+    ids=["in-pixel-data", "in-an-attribute", "between-attributes"],
+)
+@pytest.mark.parametrize("command", ["convert", "info"])
+def test_truncated_dicom_says_truncated(
+    keep: int, needles: tuple[str, ...], command: str, dicom: Path, tmp_path: Path
+) -> None:
+    data = (dicom / "level0.dcm").read_bytes()
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(data[:keep])
+    size = len(data[:keep])
+    args = ("convert", cut, tmp_path / "out.ome.tiff") if command == "convert" else ("info", cut)
+    proc = run_cli(*args)
+    _one_error(proc, 2, "the file is truncated", f"it has {size} bytes", "fetch it again", *needles)
+    assert "has no Pixel Data" not in proc.stderr and "AttributeError" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.dcm"]

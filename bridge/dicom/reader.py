@@ -41,6 +41,7 @@ from ..model import (
     Slide,
 )
 from . import carrier
+from .frames import truncated_error, truncation
 from .sources import FileFrames, RemoteFrames, RemoteSeries
 from .tiles import DicomTileSource, Entry
 
@@ -158,6 +159,9 @@ def read(
         return _build(chosen, frames, warnings, where, annotations)
     except (AttributeError, KeyError, TypeError, ValueError, ZeroDivisionError, IndexError) as exc:
         frames.close()
+        for f, _ in chosen:  # a header cut short explains a missing attribute best
+            if cut := truncation(f):
+                raise truncated_error(f, cut) from None
         raise InputError(
             f"the DICOM header is incomplete or inconsistent ({type(exc).__name__}: {exc})",
             path=where,

@@ -392,3 +392,53 @@ def test_truncated_dicom_says_truncated(
     _one_error(proc, 2, "the file is truncated", f"it has {size} bytes", "fetch it again", *needles)
     assert "has no Pixel Data" not in proc.stderr and "AttributeError" not in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.dcm"]
+
+
+# 13. check --against: OME-TIFF with OME-TIFF, lossless re-encoding, codec names
+
+
+@pytest.fixture(scope="module")
+def lzw_slide(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiled LZW: DICOM cannot hold it, so convert re-encodes it losslessly (JPEG 2000)."""
+    tmp = tmp_path_factory.mktemp("lzw")
+    return samples.write_tifffile(tmp / "lzw.ome.tif", size=(600, 500), levels=2, compression="lzw")
+
+
+def test_check_ome_tiff_against_itself_and_its_round_trip(slide: Path, tmp_path: Path) -> None:
+    proc = run_cli("check", slide, "--against", slide)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Pixel Spacing" not in proc.stdout
+    dicom, back = tmp_path / "dicom", tmp_path / "back.ome.tiff"
+    run_cli("convert", slide, dicom, "-q", check=True)
+    run_cli("convert", dicom, back, "-q", check=True)
+    proc = run_cli("check", back, "--against", slide)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "PASS" in proc.stdout and "Pixel Spacing" not in proc.stdout
+
+
+def test_check_ome_tiff_against_another_slide_finds_the_differences(
+    lzw_slide: Path, tmp_path: Path
+) -> None:
+    other = samples.write_tifffile(
+        tmp_path / "other.ome.tif", size=(600, 500), levels=2, compression="lzw", pixel_size=0.25
+    )
+    proc = run_cli("check", other, "--against", lzw_slide)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "tiles differ from the source" in proc.stdout
+    assert "PhysicalSizeX/Y is 0.25 x 0.25 µm, the source's 0.5 x 0.5 µm" in proc.stdout
+
+
+def test_check_accepts_omedicom_lossless_re_encoding_and_names_codecs(
+    lzw_slide: Path, tmp_path: Path
+) -> None:
+    dicom, back = tmp_path / "dicom", tmp_path / "back.ome.tiff"
+    run_cli("convert", lzw_slide, dicom, "-q", check=True)
+    run_cli("convert", dicom, back, "-q", check=True)
+    for converted, source in ((dicom, lzw_slide), (back, lzw_slide), (back, dicom)):
+        proc = run_cli("check", converted, "--against", source)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "1.2.840.10008" not in proc.stdout  # no raw transfer syntax UID
+        assert "native" not in proc.stdout.replace("native (uncompressed)", "")
+    proc = run_cli("check", dicom, "--against", lzw_slide)
+    assert "re-encoded losslessly as JPEG 2000 lossless (the source's are LZW)" in proc.stdout
+    assert "compared by their decoded samples" in proc.stdout

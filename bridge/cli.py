@@ -7,6 +7,7 @@ import contextlib
 import gc
 import importlib
 import json
+import logging
 import os
 import select
 import sys
@@ -335,9 +336,24 @@ def run(args: argparse.Namespace) -> int:
     # algebra: one thread saves ~45 ms of CPU on start-up and leaves the cores to the copy
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     _shown.clear()
-    with warnings.catch_warnings():
-        warnings.showwarning = _show_warning
-        return _run(args)
+    # a library's log records with no handler of their own (tifffile's "<TiffTag.fromfile>
+    # raised ...") would reach stderr raw through logging's last resort: they become ours too
+    last_resort = logging.lastResort
+    logging.lastResort = _LogAsWarning(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return _run(args)
+    finally:
+        logging.lastResort = last_resort
+
+
+class _LogAsWarning(logging.Handler):
+    """A log record as an ``omedicom: warning:`` line (see :func:`_show_warning`)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):
+            _show_warning(record.getMessage(), UserWarning, record.pathname, record.lineno)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -382,6 +382,15 @@ def _tiles(i: int, c: LevelDigest, s: LevelDigest, w: dict) -> Iterator[Finding]
             level=i,
             **w,
         )
+    elif same:
+        yield finding(
+            "RT-tiles",
+            f"level {i}: stored as {_layout(c)} here and as {_layout(s)} in the source: the "
+            "tiles were not copied",
+            level=i,
+            **w,
+        )
+        return
     else:
         yield finding(
             "RT-tiles",
@@ -414,6 +423,13 @@ def _tiles(i: int, c: LevelDigest, s: LevelDigest, w: dict) -> Iterator[Finding]
             frame=differ[0] + 1,
             **w,
         )
+
+
+def _layout(level: LevelDigest) -> str:
+    name = level.codec_name or level.codec
+    if level.tile_size is None:
+        return f"{name} strips"
+    return f"{level.tile_size[0]} x {level.tile_size[1]} {name} tiles"
 
 
 def _what_hashed(level: LevelDigest, by_pixels: bool) -> str:

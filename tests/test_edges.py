@@ -442,3 +442,43 @@ def test_check_accepts_omedicom_lossless_re_encoding_and_names_codecs(
     proc = run_cli("check", dicom, "--against", lzw_slide)
     assert "re-encoded losslessly as JPEG 2000 lossless (the source's are LZW)" in proc.stdout
     assert "compared by their decoded samples" in proc.stdout
+
+
+# 14. check reports damaged TIFFs as findings, never as an internal error
+
+
+def _damaged(slide: Path, tmp_path: Path, how: str) -> Path:
+    data = bytearray(slide.read_bytes())
+    with tifffile.TiffFile(slide) as tf:
+        first = tf.pages[0].offset
+    if how == "tile-width-0":
+        out = tmp_path / "tw0.ome.tif"
+        out.write_bytes(data)
+        with tifffile.TiffFile(out, mode="r+b") as tf:
+            tf.pages[0].tags["TileWidth"].overwrite(0)
+        return out
+    if how == "ifd-tag-count":
+        data[first : first + 8] = b"\x00" * 7 + b"\x01"  # BigTIFF: 2**56 entries
+    elif how == "cut-short":
+        data = data[: len(data) // 3]
+    elif how == "no-ome-xml":
+        data = data[:200]
+    out = tmp_path / f"{how}.ome.tif"
+    out.write_bytes(bytes(data))
+    return out
+
+
+@pytest.mark.parametrize("how", ["tile-width-0", "ifd-tag-count", "cut-short", "no-ome-xml"])
+def test_check_reports_a_damaged_tiff_as_a_finding(
+    how: str, slide: Path, dicom: Path, tmp_path: Path
+) -> None:
+    bad = _damaged(slide, tmp_path, how)
+    for args in ((bad,), (bad, "--against", slide), (dicom, "--against", bad)):
+        proc = run_cli("check", *args)
+        assert proc.returncode in (1, 2), proc.stdout + proc.stderr
+        assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+        assert "error " in proc.stdout and "FAIL" in proc.stdout, proc.stdout
+        assert all(line.startswith("omedicom: ") for line in proc.stderr.splitlines())
+    if how == "tile-width-0":
+        proc = run_cli("check", bad)
+        assert "IFD 0 has TileWidth 0 and TileLength 256: no valid tiling" in proc.stdout

@@ -482,3 +482,24 @@ def test_check_reports_a_damaged_tiff_as_a_finding(
     if how == "tile-width-0":
         proc = run_cli("check", bad)
         assert "IFD 0 has TileWidth 0 and TileLength 256: no valid tiling" in proc.stdout
+
+
+# 15. the README lists every Debian package the test command installs and no missing file
+
+
+def test_readme_lists_the_test_packages_and_links_no_missing_file() -> None:
+    import re
+
+    from conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    script = (REPO / "scripts" / "test.sh").read_text()
+    packages = re.search(r'^PACKAGES="([^"]+)"', script, re.M).group(1).split()
+    assert len(packages) == 7
+    for package in packages:
+        assert f"`{package}`" in readme, package
+    assert "PEERS.md" not in readme
+    assert "never decoded and re-encoded" not in readme
+    for link in re.findall(r"\]\(([^)#]+)\)", readme):
+        if not link.startswith("http"):
+            assert (REPO / link).exists(), link

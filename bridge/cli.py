@@ -7,9 +7,12 @@ import contextlib
 import gc
 import importlib
 import json
+import logging
 import os
+import select
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 
 from . import __version__
@@ -17,14 +20,19 @@ from .errors import BridgeError
 
 DESCRIPTION = """\
 omedicom moves whole-slide images between research OME-TIFF and clinical DICOM
-(VL Whole Slide Microscopy). Compressed tiles are copied byte for byte, never re-encoded.
+(VL Whole Slide Microscopy), in both directions. Compressed tiles are copied byte for byte
+where the target can hold them (JPEG, JPEG 2000, uncompressed); others (LZW, Deflate, Zstd,
+strips, JPEG-LS into TIFF, ...) are re-encoded losslessly, and the conversion says so.
 
 examples:
-  omedicom info slide.ome.tiff
-  omedicom convert slide.ome.tiff slide_dicom/
-  omedicom convert slide_dicom/ slide.ome.tiff
+  omedicom info slide.ome.tiff                      what is in a slide
+  omedicom convert slide.ome.tiff slide_dicom/      OME-TIFF -> DICOM (a folder)
+  omedicom convert slide_dicom/ slide.ome.tiff      DICOM -> OME-TIFF (a file)
   omedicom convert slide.ome.tiff out/ --slide-id S-2024-001 --metadata patient.json
-  omedicom convert gray.ome.tif out/ --pixel-size 0.5
+  omedicom convert gray.ome.tif out/ --pixel-size 0.5   a source without a pixel size
+  omedicom check slide_dicom/ --against slide.ome.tiff  is the conversion right?
+
+'omedicom COMMAND --help' explains each command.
 """
 
 CONVERT_HELP = """\
@@ -81,7 +89,7 @@ def build_parser(*, extensions: bool = True) -> argparse.ArgumentParser:
 
     conv = sub.add_parser(
         "convert",
-        help="convert a slide (OME-TIFF -> DICOM WSI)",
+        help="convert a slide, OME-TIFF -> DICOM WSI or DICOM WSI -> OME-TIFF",
         description=CONVERT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -229,27 +237,33 @@ def _convert(args: argparse.Namespace) -> int:
     if not args.quiet:
         for warning in result.warnings:
             print(f"omedicom: warning: {warning}", file=sys.stderr)
-        what = (
-            f"{len(result.files)} DICOM instance(s), {result.frames} frames"
-            if result.target.suffix.lower() not in (".tif", ".tiff", ".btf")
-            else f"an OME-TIFF with {result.frames} tiles"
-        )
-        print(f"wrote {what}, to {result.target}", file=sys.stderr)
+        print(result.summary(), file=sys.stderr)
     return 0
 
 
 def _info(args: argparse.Namespace) -> int:
-    from .convert import open_slide
-    from .info import describe, render
+    from .errors import SeveralSlidesError
+    from .info import render_all
 
-    slide = open_slide(args.path, series=args.series)
     try:
-        data = describe(slide)
+        data = _describe(args.path, args.series)
+    except SeveralSlidesError as several:  # a folder of several slides: describe each
+        slides = [{"series_uid": uid, **_describe(args.path, uid)} for uid in several.series]
+        data = {"source": str(args.path), "slides": slides}
+    print(json.dumps(data, indent=2) if args.json else render_all(data))
+    return 0
+
+
+def _describe(path: str, series: str | None) -> dict:
+    from .convert import open_slide
+    from .info import describe
+
+    slide = open_slide(path, series=series)
+    try:
+        return describe(slide)
     finally:
         if slide.close:
             slide.close()
-    print(json.dumps(data, indent=2) if args.json else render(data))
-    return 0
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
@@ -262,28 +276,115 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(parse(argv))
 
 
+#: The exit status of a command whose reader went away, as a shell reports one killed by
+#: SIGPIPE (128 + 13): what ``cat`` gives in ``cat big | head -1``.
+EXIT_BROKEN_PIPE = 141
+
+
+def _stdout_closed() -> bool:
+    """Whether nobody reads stdout any more: a pipe whose reading end is closed reports
+    POLLERR to its writer (poll(2)). A BrokenPipeError from elsewhere (a socket) is not this."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the text still buffered for a reader that went away
+    is dropped quietly instead of failing again when the interpreter flushes it."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def flush_stdout() -> bool:
+    """Flush stdout; ``False`` (and stdout silenced) when its reader has gone away."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        return False
+    except (OSError, ValueError):
+        return True  # stdout closed by the command itself, or not a stream: nothing to report
+    return True
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A library's warning (pydicom, tifffile, ...) as one of ours: its text only, once, with
+    no source path or code line (:func:`warnings.showwarning`'s signature)."""
+    text = str(message).strip().splitlines()[0] if str(message).strip() else category.__name__
+    if text in _shown:
+        return
+    _shown.add(text)
+    with contextlib.suppress(OSError, ValueError):
+        print(f"omedicom: warning: {text}", file=sys.stderr)
+
+
+_shown: set[str] = set()
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run a parsed command: errors become one message and an exit code."""
+    """Run a parsed command: errors become one message and an exit code; warnings from the
+    libraries become ``omedicom: warning:`` lines; a reader of stdout that went away (``|
+    head``) stops the command quietly with :data:`EXIT_BROKEN_PIPE`, as ``cat`` does (output
+    that was all produced and only fails to flush at exit keeps the command's code)."""
     # numpy's OpenBLAS starts a thread per core at import and nothing here does linear
     # algebra: one thread saves ~45 ms of CPU on start-up and leaves the cores to the copy
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    _shown.clear()
+    # a library's log records with no handler of their own (tifffile's "<TiffTag.fromfile>
+    # raised ...") would reach stderr raw through logging's last resort: they become ours too
+    last_resort = logging.lastResort
+    logging.lastResort = _LogAsWarning(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return _run(args)
+    finally:
+        logging.lastResort = last_resort
+
+
+class _LogAsWarning(logging.Handler):
+    """A log record as an ``omedicom: warning:`` line (see :func:`_show_warning`)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):
+            _show_warning(record.getMessage(), UserWarning, record.pathname, record.lineno)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args))
+    except BrokenPipeError:
+        if not _stdout_closed():
+            return _internal_error(args)
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except BridgeError as exc:
         print(f"omedicom: error: {exc.describe()}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("omedicom: interrupted; nothing was kept", file=sys.stderr)
         return 130
-    except Exception as exc:  # a bug: say so plainly, keep the traceback for --debug
-        if args.debug:
-            traceback.print_exc()
-        print(
-            f"omedicom: internal error: {type(exc).__name__}: {exc}\n"
-            "  hint: this is a bug; please report it with the output of --debug",
-            file=sys.stderr,
-        )
-        return 1
+    except Exception:  # a bug: say so plainly, keep the traceback for --debug
+        return _internal_error(args)
+
+
+def _internal_error(args: argparse.Namespace) -> int:
+    """Report the exception being handled as a bug (exit 1)."""
+    exc = sys.exc_info()[1]
+    if args.debug:
+        traceback.print_exc()
+    print(
+        f"omedicom: internal error: {type(exc).__name__}: {exc}\n"
+        "  hint: this is a bug; please report it with the output of --debug",
+        file=sys.stderr,
+    )
+    return 1
 
 
 #: Optional imports of pydicom that ``convert`` and ``info`` never use.
@@ -337,7 +438,12 @@ def console() -> None:
     normally.
     """
     argv = sys.argv[1:]
-    args = parse(argv)
+    try:
+        args = parse(argv)
+    except SystemExit as done:  # --help, --version, a usage error: printed already
+        if not flush_stdout():
+            os._exit(EXIT_BROKEN_PIPE)
+        raise done from None
     lean = not _needs_extensions(argv)
     if lean:
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads (see run)
@@ -351,6 +457,9 @@ def console() -> None:
             with contextlib.suppress(OSError):
                 stream.flush()
         os._exit(code)
+    # flushed before the interpreter's own flush, which would complain of a reader that went
+    # away; the command finished, so its exit code stands (as in the lean exit above)
+    flush_stdout()
     sys.exit(code)
 
 

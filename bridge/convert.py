@@ -65,11 +65,81 @@ class Result:
     files: tuple[Path, ...]
     frames: int
     warnings: tuple[str, ...]
+    #: the format actually written: ``"dicom"`` or ``"ome-tiff"``
+    format: str = "dicom"
+
+    def summary(self) -> str:
+        """What was written, in words, decided by the format written (not the name)."""
+        if self.format == "ome-tiff":
+            return f"wrote an OME-TIFF with {self.frames} tiles, to {self.target}"
+        return (
+            f"wrote {len(self.files)} DICOM instance(s), {self.frames} frames, "
+            f"into the folder {self.target}"
+        )
+
+
+#: The suffix :func:`tempfile.mkstemp` adds to a staging prefix: 8 random characters, then ours.
+_STAGE_SUFFIX = ".partial"
+_STAGE_EXTRA = 1 + 8 + len(_STAGE_SUFFIX)  # the prefix's own dot and name come on top
+
+
+def _name_max(folder: Path) -> int:
+    """The longest file name, in bytes, the file system under ``folder`` takes (POSIX
+    ``NAME_MAX``, 255 on every common Linux and macOS file system)."""
+    for candidate in (folder, *folder.parents):
+        try:
+            return int(os.pathconf(candidate, "PC_NAME_MAX"))
+        except (OSError, ValueError):
+            continue
+    return 255
+
+
+def _parent(dst: Path) -> Path:
+    return dst.parent if str(dst.parent) else Path(".")
+
+
+def check_output_path(dst: Path) -> None:
+    """Refuse an output path the file system cannot hold before anything is written: a name
+    longer than ``NAME_MAX`` bytes (POSIX, 255), or a parent that is a regular file."""
+    limit = _name_max(_parent(dst))
+    for part in dst.parts:
+        size = len(os.fsencode(part))
+        if size > limit:
+            raise OutputError(
+                f"the name {_short(part)!r} is {size} bytes long; file names on this file "
+                f"system can be at most {limit} bytes",
+                path=_short(str(dst)),
+                hint="choose a shorter output name",
+            )
+    for ancestor in reversed(dst.parents):
+        try:
+            if ancestor.exists() and not ancestor.is_dir():
+                raise OutputError(
+                    f"{ancestor} is a file, not a folder",
+                    path=dst,
+                    hint="choose an output inside a folder, or move that file away",
+                )
+        except OSError as exc:
+            raise OutputError(f"cannot reach the output ({exc.strerror})", path=dst) from None
+
+
+def _short(text: str, keep: int = 40) -> str:
+    """A long name cut for a message (its length is given separately)."""
+    return text if len(text) <= 2 * keep else f"{text[:keep]}…{text[-keep:]}"
+
+
+def _stage_prefix(dst: Path) -> str:
+    """The hidden staging name's prefix, ``.NAME.``, with NAME cut (by bytes) so that the
+    staging name fits in ``NAME_MAX`` whenever ``dst``'s own name does."""
+    room = _name_max(_parent(dst)) - _STAGE_EXTRA - 2
+    name = os.fsencode(dst.name)[: max(room, 1)]
+    return f".{os.fsdecode(name)}."
 
 
 @contextmanager
 def staged_directory(dst: Path, *, overwrite: bool) -> Iterator[Path]:
     """A temporary directory next to ``dst`` that becomes ``dst`` only on success."""
+    check_output_path(dst)
     if dst.exists():
         if not dst.is_dir():
             raise OutputError("exists and is not a directory", path=dst)
@@ -82,7 +152,7 @@ def staged_directory(dst: Path, *, overwrite: bool) -> Iterator[Path]:
     parent = dst.parent if str(dst.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".partial", dir=parent))
+        tmp = Path(tempfile.mkdtemp(prefix=_stage_prefix(dst), suffix=_STAGE_SUFFIX, dir=parent))
     except OSError as exc:
         raise OutputError(f"cannot create the output ({exc.strerror})", path=dst) from None
     try:
@@ -99,6 +169,7 @@ def staged_directory(dst: Path, *, overwrite: bool) -> Iterator[Path]:
 @contextmanager
 def staged_file(dst: Path, *, overwrite: bool) -> Iterator[Path]:
     """A temporary file next to ``dst`` that becomes ``dst`` only on success."""
+    check_output_path(dst)
     if dst.exists() and not overwrite:
         raise OutputError(
             "the output file exists", path=dst, hint="choose a new name, or pass --overwrite"
@@ -110,7 +181,7 @@ def staged_file(dst: Path, *, overwrite: bool) -> Iterator[Path]:
     parent = dst.parent if str(dst.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".partial", dir=parent)
+        fd, name = tempfile.mkstemp(prefix=_stage_prefix(dst), suffix=_STAGE_SUFFIX, dir=parent)
         os.close(fd)
     except OSError as exc:
         raise OutputError(f"cannot create the output ({exc.strerror})", path=dst) from None
@@ -124,6 +195,22 @@ def staged_file(dst: Path, *, overwrite: bool) -> Iterator[Path]:
         raise
 
 
+def _check_text_name(dst: Path) -> None:
+    """An OME-TIFF names itself in its OME-XML (``TiffData/UUID/@FileName``), and XML holds
+    only Unicode text: a file name whose bytes are not UTF-8 (decoded by Python into lone
+    surrogates) cannot be recorded, so it is refused before anything is written."""
+    try:
+        dst.name.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(dst).decode("utf-8", "backslashreplace")
+        raise OutputError(
+            "the file name is not valid UTF-8 text, and an OME-TIFF records its own name in its "
+            "OME-XML (TiffData UUID FileName), which holds only text",
+            path=shown,
+            hint="choose a name made of letters, digits and punctuation (UTF-8)",
+        ) from None
+
+
 def _usual_mode(path: Path, mode: int) -> None:
     """Give a staged output the permissions a plain ``open``/``mkdir`` would have (mkstemp and
     mkdtemp make them private)."""
@@ -132,10 +219,25 @@ def _usual_mode(path: Path, mode: int) -> None:
     os.chmod(path, mode & ~umask)
 
 
+#: File name suffixes that say "a TIFF file".
+TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".tf8", ".tf2")
+
+
 def target_of(source_kind: str, dst: Path, to: str | None) -> str:
-    """The target format: ``--to``, else the other format than the source's."""
+    """The target format: ``--to``, else the other format than the source's.
+
+    Without ``--to``, an OME-TIFF source with a target named like a TIFF file is refused: the
+    user expects an OME-TIFF, and omedicom would write a DICOM folder under that name."""
     if to:
         return to
+    if source_kind == "ome-tiff" and dst.suffix.lower() in TIFF_SUFFIXES:
+        raise InputError(
+            f"the source is an OME-TIFF, so the target is DICOM (a folder), but the target "
+            f"name ends in {dst.suffix}",
+            path=dst,
+            hint="OME-TIFF to OME-TIFF is not a conversion omedicom does; to get DICOM give "
+            "a folder name (e.g. out_dicom/) or pass --to dicom",
+        )
     return "dicom" if source_kind == "ome-tiff" else "ome-tiff"
 
 
@@ -295,17 +397,18 @@ def write_ome_tiff(
 def _to_ome_tiff(slide, src, dst, overwrite, progress) -> Result:
     from .ometiff.writer import OmeTiffWriter
 
+    _check_text_name(dst)
     writer = OmeTiffWriter(slide)
     total = writer.frame_count()
     tick = progress(total, f"{src.name} → OME-TIFF") if progress else None
     writer.progress = tick
     with staged_file(dst, overwrite=overwrite) as tmp:
         try:
-            writer.write(tmp)
+            writer.write(tmp, name=dst.name)
         except OSError as exc:
             raise OutputError(
                 f"writing failed ({exc.strerror or exc}); nothing was kept", path=dst
             ) from None
     if tick is not None and hasattr(tick, "close"):
         tick.close()
-    return Result(dst, (dst,), total, slide.warnings + tuple(writer.notes))
+    return Result(dst, (dst,), total, slide.warnings + tuple(writer.notes), "ome-tiff")

@@ -40,6 +40,15 @@ class MetadataError(InputError):
     """The input's metadata is missing something the target requires, or contradicts the pixels."""
 
 
+class SeveralSlidesError(InputError):
+    """Several slides (DICOM series, Series Instance UID (0020,000E)) are among the inputs and
+    the command needs one; ``series`` lists their UIDs, in the order found."""
+
+    def __init__(self, message: str, *, series: tuple[str, ...], **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.series = series
+
+
 class UnsupportedError(BridgeError):
     """The input is valid but uses a codec, layout or pixel type this version cannot convert."""
 

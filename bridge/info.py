@@ -13,6 +13,15 @@ def describe(slide: Slide) -> dict[str, Any]:
         "source": slide.source,
         "slide_id": slide.slide_id,
         "images": [_image(i) for i in slide.images],
+        "annotations": [
+            {
+                "label": g.label,
+                "graphic_type": g.graphic_type.value,
+                "count": len(g.offsets),
+                "image": g.image_index,
+            }
+            for g in slide.annotations
+        ],
         "warnings": list(slide.warnings),
     }
 
@@ -43,6 +52,9 @@ def _image(image: Image) -> dict[str, Any]:
             {
                 "index": lv.index,
                 "size": list(lv.size),
+                "layout": "strips" if lv.rows_per_strip else "tiles",
+                "rows_per_strip": lv.rows_per_strip,
+                "strips": -(-lv.size[1] // lv.rows_per_strip) if lv.rows_per_strip else None,
                 "tile_size": list(lv.tile_size),
                 "grid": list(lv.grid),
                 "downsample": [round(d, 4) for d in lv.downsample],
@@ -60,6 +72,18 @@ def _image(image: Image) -> dict[str, Any]:
             for lv in image.levels
         ],
     }
+
+
+def render_all(info: dict[str, Any]) -> str:
+    """Human-readable text of :func:`describe`, or of several slides (``{"slides": [...]}``,
+    one per DICOM series found)."""
+    if "slides" not in info:
+        return render(info)
+    slides = info["slides"]
+    parts = [f"{info['source']}: {len(slides)} slides (DICOM series); --series UID describes one"]
+    for n, one in enumerate(slides, 1):
+        parts.append(f"\nslide {n} of {len(slides)}: series {one['series_uid']}\n{render(one)}")
+    return "\n".join(parts)
 
 
 def render(info: dict[str, Any]) -> str:
@@ -81,14 +105,30 @@ def render(info: dict[str, Any]) -> str:
         for lv in im["levels"]:
             sub = "" if lv["codec"] != "jpeg" else f" {lv['subsampling'][0]}x{lv['subsampling'][1]}"
             tables = " shared tables" if lv["shared_jpeg_tables"] else ""
+            if lv.get("layout") == "strips":
+                n = lv["strips"]
+                rps = lv["rows_per_strip"]
+                layout = f"strips of {rps} row{'s' * (rps != 1)} ({n} strip{'s' * (n != 1)})"
+            else:
+                layout = (
+                    f"tiles {lv['tile_size'][0]}×{lv['tile_size'][1]} "
+                    f"({lv['grid'][0]}×{lv['grid'][1]})"
+                )
             out.append(
-                f"  level {lv['index']}: {lv['size'][0]}×{lv['size'][1]} px, tiles "
-                f"{lv['tile_size'][0]}×{lv['tile_size'][1]} ({lv['grid'][0]}×{lv['grid'][1]}), "
+                f"  level {lv['index']}: {lv['size'][0]}×{lv['size'][1]} px, {layout}, "
                 f"{lv['codec']} {lv['photometric']}{sub}{tables}, downsample "
                 f"{lv['downsample'][0]:g}"
             )
             if lv["issue"]:
                 out.append(f"    cannot be converted yet: {lv['issue']}")
+    groups = info.get("annotations", [])
+    if groups:
+        out.append(f"annotations: {len(groups)} group(s)")
+        for g in groups:
+            kind = g["graphic_type"].lower()
+            out.append(
+                f"  {g['label'] or '(no label)'}: {g['count']} {kind}(s), image {g['image']}"
+            )
     for w in info["warnings"]:
         out.append(f"warning: {w}")
     return "\n".join(out)

@@ -149,6 +149,9 @@ class Level:
     jpeg_tables: bytes | None = field(default=None, repr=False)
     compressed_bytes: int | None = None  # stored size of all tiles, for compression ratios
     issue: str | None = None  # why this level cannot be copied as it is, or None
+    # TIFF RowsPerStrip (tag 278) when the source stores this level in strips (then
+    # ``tile_size`` is the tiling the targets get); None when the source stores tiles
+    rows_per_strip: int | None = None
 
     @property
     def grid(self) -> tuple[int, int]:

@@ -619,6 +619,21 @@ def _tiles(tf: tifffile.TiffFile, where: dict) -> Iterator[Finding]:
         subs = list(page.pages) if page.subifds else []
         for j, p in enumerate([page, *subs]):
             if not p.is_tiled:
+                tags = p.tags
+                if "TileWidth" in tags or "TileLength" in tags:  # present, but 0: no tiling
+                    tw, tl = (
+                        tags[k].value if k in tags else "absent"
+                        for k in ("TileWidth", "TileLength")
+                    )
+                    yield finding(
+                        "OME-tile-size",
+                        f"IFD {i}{f' SubIFD {j}' if j else ''} has TileWidth {tw} and TileLength "
+                        f"{tl}: no valid tiling, so readers cannot find its tiles; TIFF requires "
+                        "positive multiples of 16",
+                        level=j if j else None,
+                        attribute=f"IFD {i} TileWidth/TileLength",
+                        **where,
+                    )
                 continue
             tw, tl = p.tilewidth, p.tilelength
             if tw % 16 or tl % 16:

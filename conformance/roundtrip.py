@@ -40,8 +40,11 @@ Hasher = Callable[[tuple[int, int]], list[str]]
 class LevelDigest:
     size: tuple[int, int]
     tile_size: tuple[int, int] | None  # None: striped TIFF (no tiles of its own)
-    codec: str  # "jpeg", "native" or another codec name
-    hashes: Hasher = field(repr=False)
+    codec: str  # "jpeg", "native" or another codec family: "jpeg2000", "jpegls", "lzw", ...
+    hashes: Hasher = field(repr=False)  # of the stored tiles: entropy-coded data / codestream
+    codec_name: str = ""  # in words, for messages: "JPEG 2000 lossless", "LZW", ...
+    lossless: bool | None = None  # None: unknown
+    pixels: Hasher | None = field(default=None, repr=False)  # of the decoded samples
     spacing_mm: tuple[float, float] | None = None  # (row, column), DICOM only
     file: str | None = None  # the file holding the level (the first, if several)
 
@@ -115,20 +118,22 @@ def _dicom_level(insts: list[Instance], size: tuple[int, int]) -> LevelDigest:
     first = insts[0]
     tile = first.tile or (0, 0)
     ts = first.transfer_syntax
-    codec = "native" if not ts.is_compressed else ("jpeg" if str(ts) in framelib._JPEG else str(ts))
+    codec, codec_name, lossless = _DICOM_CODECS.get(
+        str(ts), ("native", "native (uncompressed)", True) if not ts.is_compressed else None
+    ) or (str(ts), ts.name, None)
     spacing = pixel_spacing(first.ds)
+    nx = -(-size[0] // tile[0]) if tile[0] else 1
+    ny = -(-size[1] // tile[1]) if tile[1] else 1
 
-    def hashes(grid: tuple[int, int]) -> list[str]:
+    def frames(decoded: bool) -> list[str]:
         out = []
-        nx = -(-size[0] // tile[0]) if tile[0] else 1
-        ny = -(-size[1] // tile[1]) if tile[1] else 1
         for inst in insts:
             idx = framelib.index(inst)
             for n, parts in enumerate(idx.frames):
                 data = framelib.read_frame(inst, parts)
-                if codec == "jpeg":
+                if codec == "jpeg" and not decoded:
                     out.append(_jpeg_hash(data))
-                elif codec == "native":
+                elif codec == "native" or decoded:
                     f = len(out)
                     x, y = f % nx, (f // nx) % ny
                     try:
@@ -141,12 +146,56 @@ def _dicom_level(insts: list[Instance], size: tuple[int, int]) -> LevelDigest:
                     out.append(_stream_hash(data))
         return out
 
-    return LevelDigest(size, tile, codec, hashes, spacing[0] if spacing else None, first.name)
+    return LevelDigest(
+        size,
+        tile,
+        codec,
+        lambda grid: frames(False),
+        codec_name=codec_name,
+        lossless=lossless,
+        pixels=lambda grid: frames(True),
+        spacing_mm=spacing[0] if spacing else None,
+        file=first.name,
+    )
+
+
+#: Transfer syntaxes by codec family, name and losslessness (PS3.5 A.4, PS3.6 Annex A).
+_DICOM_CODECS: dict[str, tuple[str, str, bool]] = {
+    "1.2.840.10008.1.2.4.50": ("jpeg", "JPEG baseline", False),
+    "1.2.840.10008.1.2.4.51": ("jpeg", "JPEG extended", False),
+    "1.2.840.10008.1.2.4.57": ("jpeg-lossless", "JPEG lossless", True),
+    "1.2.840.10008.1.2.4.70": ("jpeg-lossless", "JPEG lossless (SV1)", True),
+    "1.2.840.10008.1.2.4.80": ("jpegls", "JPEG-LS lossless", True),
+    "1.2.840.10008.1.2.4.81": ("jpegls", "JPEG-LS near-lossless", False),
+    "1.2.840.10008.1.2.4.90": ("jpeg2000", "JPEG 2000 lossless", True),
+    "1.2.840.10008.1.2.4.91": ("jpeg2000", "JPEG 2000", False),
+    "1.2.840.10008.1.2.4.201": ("htj2k", "HTJ2K lossless", True),
+    "1.2.840.10008.1.2.4.202": ("htj2k", "HTJ2K lossless (RPCL)", True),
+    "1.2.840.10008.1.2.4.203": ("htj2k", "HTJ2K", False),
+    "1.2.840.10008.1.2.5": ("rle", "RLE lossless", True),
+}
+
+#: TIFF Compression (tag 259) values by codec family, name and losslessness (None: depends).
+_TIFF_CODECS: dict[int, tuple[str, str, bool | None]] = {
+    1: ("native", "native (uncompressed)", True),
+    5: ("lzw", "LZW", True),
+    6: ("jpeg", "JPEG (old-style)", False),
+    7: ("jpeg", "JPEG", False),
+    8: ("deflate", "Deflate", True),
+    32946: ("deflate", "Deflate", True),
+    32773: ("packbits", "PackBits", True),
+    34925: ("lzma", "LZMA", True),
+    50000: ("zstd", "Zstd", True),
+    34926: ("zstd", "Zstd", True),
+    33003: ("jpeg2000", "JPEG 2000 (YCbCr)", None),
+    33004: ("jpeg2000", "JPEG 2000", None),
+    33005: ("jpeg2000", "JPEG 2000", None),
+    34712: ("jpeg2000", "JPEG 2000", None),
+    50001: ("webp", "WebP", None),
+}
 
 
 # -- OME-TIFF side ------------------------------------------------------------------------------
-
-_TIFF_CODECS = {1: "native", 7: "jpeg", 6: "jpeg"}
 
 
 def digest_ometiff(path: Path, name: str) -> SlideDigest:
@@ -201,6 +250,18 @@ def digest_ometiff(path: Path, name: str) -> SlideDigest:
     return out
 
 
+def _j2k_reversible(tf: tifffile.TiffFile, page: tifffile.TiffPage) -> bool | None:
+    """Whether a page's JPEG 2000 tiles are lossless: the reversible 5-3 wavelet of the first
+    tile's COD marker (ISO/IEC 15444-1 A.6.1)."""
+    from bridge.codecs import jpeg2000
+
+    tf.filehandle.seek(page.dataoffsets[0])
+    try:
+        return jpeg2000.parse_header(tf.filehandle.read(page.databytecounts[0])).reversible
+    except jpeg2000.J2kError:
+        return None
+
+
 def _tiff_level(tf: tifffile.TiffFile, ifds: list[int], level: int, name: str) -> LevelDigest:
     def page_of(ifd: int) -> tifffile.TiffPage:
         page = tf.pages[ifd]
@@ -209,20 +270,36 @@ def _tiff_level(tf: tifffile.TiffFile, ifds: list[int], level: int, name: str) -
     first = page_of(ifds[0])
     size = (first.imagewidth, first.imagelength)
     tile = (first.tilewidth, first.tilelength) if first.is_tiled else None
-    codec = _TIFF_CODECS.get(int(first.compression), f"tiff-compression-{int(first.compression)}")
-    if codec == "native" or (codec != "jpeg" and not first.is_tiled):
-        codec = "native"
+    value = int(first.compression)
+    if value == 7 and tile is None and len(first.dataoffsets) == 1:
+        tile = size
+    codec, codec_name, lossless = _TIFF_CODECS.get(
+        value, (f"tiff-{value}", f"TIFF compression {value}", None)
+    )
+    if codec == "jpeg2000" and first.dataoffsets:
+        lossless = _j2k_reversible(tf, first)
+        codec_name += " lossless" if lossless else ""
 
-    def hashes(grid: tuple[int, int]) -> list[str]:
+    # a JPEG strip holding the whole image is one tile, copied as it is (one DICOM frame)
+    whole_strip = codec == "jpeg" and not first.is_tiled and len(first.dataoffsets) == 1
+
+    def stored(grid: tuple[int, int]) -> list[str]:
+        if codec == "native" or not (first.is_tiled or whole_strip):
+            return pixels(grid)
+        out = []
+        fh = tf.filehandle
+        for ifd in ifds:
+            page = page_of(ifd)
+            for offset, count in zip(page.dataoffsets, page.databytecounts, strict=True):
+                fh.seek(offset)
+                data = fh.read(count)
+                out.append(_jpeg_hash(data) if codec == "jpeg" else _stream_hash(data))
+        return out
+
+    def pixels(grid: tuple[int, int]) -> list[str]:
         out = []
         for ifd in ifds:
             page = page_of(ifd)
-            if codec == "jpeg" and page.is_tiled:
-                fh = tf.filehandle
-                for offset, count in zip(page.dataoffsets, page.databytecounts, strict=True):
-                    fh.seek(offset)
-                    out.append(_jpeg_hash(fh.read(count)))
-                continue
             arr = page.asarray()
             if arr.ndim == 3 and page.planarconfig == 2 and arr.shape[0] == page.samplesperpixel:
                 arr = np.moveaxis(arr, 0, -1)
@@ -234,7 +311,16 @@ def _tiff_level(tf: tifffile.TiffFile, ifds: list[int], level: int, name: str) -
                     out.append(_native_hash(part, (part.shape[1], part.shape[0])))
         return out
 
-    return LevelDigest(size, tile, codec, hashes, file=name)
+    return LevelDigest(
+        size,
+        tile,
+        codec,
+        stored,
+        file=name,
+        codec_name=codec_name,
+        lossless=lossless,
+        pixels=pixels,
+    )
 
 
 # -- comparison ---------------------------------------------------------------------------------
@@ -279,20 +365,48 @@ def compare(converted: SlideDigest, source: SlideDigest, file: str) -> Iterator[
 
 
 def _tiles(i: int, c: LevelDigest, s: LevelDigest, w: dict) -> Iterator[Finding]:
-    if (c.codec == "jpeg") != (s.codec == "jpeg") or (
-        c.codec not in ("jpeg", "native") and c.codec != s.codec
-    ):
+    """Tiles copied as they are compare by their coded data; tiles the conversion re-encoded
+    losslessly (omedicom's own choice for codecs the target cannot hold) by their samples."""
+    grid = c.tile_size or s.tile_size
+    same = c.codec == s.codec or {c.codec, s.codec} == {"native"}
+    comparable = c.tile_size == s.tile_size or "native" in (c.codec, s.codec)
+    if same and comparable:
+        by_pixels = False
+    elif c.lossless and "jpeg" not in (c.codec, s.codec) and c.pixels and s.pixels:
+        by_pixels = True
         yield finding(
             "RT-tiles",
-            f"level {i}: tiles are {c.codec} here and {s.codec} in the source: not copied",
+            f"level {i}: tiles re-encoded losslessly as {c.codec_name or c.codec} (the "
+            f"source's are {s.codec_name or s.codec}); compared by their decoded samples",
+            severity=Severity.INFO,
+            level=i,
+            **w,
+        )
+    elif same:
+        yield finding(
+            "RT-tiles",
+            f"level {i}: stored as {_layout(c)} here and as {_layout(s)} in the source: the "
+            "tiles were not copied",
             level=i,
             **w,
         )
         return
-    grid = c.tile_size or s.tile_size
+    else:
+        yield finding(
+            "RT-tiles",
+            f"level {i}: tiles are {c.codec_name or c.codec} here and "
+            f"{s.codec_name or s.codec} in the source: not copied"
+            + ("" if c.lossless else ", and not re-encoded losslessly"),
+            level=i,
+            **w,
+        )
+        return
     if grid is None:
         return
-    a, b = c.hashes(grid), s.hashes(grid)
+    if by_pixels:
+        a, b = c.pixels(grid), s.pixels(grid)  # type: ignore[misc]
+    else:
+        a, b = c.hashes(grid), s.hashes(grid)
     if len(a) != len(b):
         yield finding(
             "RT-tiles", f"level {i}: {len(a)} tiles, the source has {len(b)}", level=i, **w
@@ -303,12 +417,25 @@ def _tiles(i: int, c: LevelDigest, s: LevelDigest, w: dict) -> Iterator[Finding]
         yield finding(
             "RT-tiles",
             f"level {i}: {len(differ)} of {min(len(a), len(b))} tiles differ from the source "
-            f"(SHA-256 of {'entropy-coded data' if c.codec == 'jpeg' else 'samples'}); frames "
+            f"(SHA-256 of {_what_hashed(c, by_pixels)}); frames "
             f"{shown}{' ...' if len(differ) > 10 else ''}",
             level=i,
             frame=differ[0] + 1,
             **w,
         )
+
+
+def _layout(level: LevelDigest) -> str:
+    name = level.codec_name or level.codec
+    if level.tile_size is None:
+        return f"{name} strips"
+    return f"{level.tile_size[0]} x {level.tile_size[1]} {name} tiles"
+
+
+def _what_hashed(level: LevelDigest, by_pixels: bool) -> str:
+    if by_pixels or level.codec == "native" or not level.tile_size:
+        return "samples"
+    return "entropy-coded data" if level.codec == "jpeg" else f"{level.codec_name} codestreams"
 
 
 def _pair(converted: SlideDigest, source: SlideDigest) -> tuple[SlideDigest, SlideDigest]:
@@ -317,6 +444,9 @@ def _pair(converted: SlideDigest, source: SlideDigest) -> tuple[SlideDigest, Sli
 
 
 def _pixel_size(converted: SlideDigest, source: SlideDigest, w: dict) -> Iterator[Finding]:
+    if converted.kind == source.kind:
+        yield from _same_pixel_size(converted, source, w)
+        return
     dicom, tiff = _pair(converted, source)
     if not dicom.levels or not tiff.levels:
         return
@@ -355,7 +485,45 @@ def _pixel_size(converted: SlideDigest, source: SlideDigest, w: dict) -> Iterato
                 )
 
 
+def _same_pixel_size(converted: SlideDigest, source: SlideDigest, w: dict) -> Iterator[Finding]:
+    """Two OME-TIFFs: PhysicalSizeX/Y (OME Pixels, in µm); two DICOM series: every level's
+    Pixel Spacing (PS3.3 C.7.6.16.2.1, Pixel Measures)."""
+    if converted.kind == "OME-TIFF":
+        a, b = converted.pixel_size_um, source.pixel_size_um
+        if a == b or (a and b and all(abs(x / y - 1) <= 1e-6 for x, y in zip(a, b, strict=True))):
+            return
+        yield finding(
+            "RT-pixel-size",
+            f"PhysicalSizeX/Y is {_um(a)}, the source's {_um(b)}",
+            **w,
+        )
+        return
+    for i, (c, s) in enumerate(zip(converted.levels, source.levels, strict=False)):
+        a, b = c.spacing_mm, s.spacing_mm
+        if a == b or (a and b and all(abs(x / y - 1) <= 1e-6 for x, y in zip(a, b, strict=True))):
+            continue
+        yield finding(
+            "RT-pixel-size",
+            f"level {i} Pixel Spacing is {a}, the source's {b} (mm, row then column)",
+            level=i,
+            attribute="PixelSpacing",
+            **{"file": c.file or w["file"]},
+        )
+
+
+def _um(size: tuple[float, float] | None) -> str:
+    return "absent" if size is None else f"{size[0]:g} x {size[1]:g} µm"
+
+
 def _channels(converted: SlideDigest, source: SlideDigest, w: dict) -> Iterator[Finding]:
+    if converted.kind == source.kind:
+        if converted.channels != source.channels:
+            yield finding(
+                "RT-channels",
+                f"channels {converted.channels}, the source's {source.channels}",
+                **w,
+            )
+        return
     dicom, tiff = _pair(converted, source)
     if not dicom.levels or not tiff.levels:
         return
@@ -378,6 +546,23 @@ def _channels(converted: SlideDigest, source: SlideDigest, w: dict) -> Iterator[
 
 
 def _icc(converted: SlideDigest, source: SlideDigest, w: dict) -> Iterator[Finding]:
+    if converted.kind == source.kind:
+        if not source.icc and converted.icc:
+            yield finding(
+                "RT-icc",
+                f"an ICC profile ({len(converted.icc[0])} bytes) the source does not have (a "
+                "DICOM step on the way adds sRGB, which colour images require)",
+                severity=Severity.INFO,
+                **w,
+            )
+        elif converted.icc != source.icc:
+            yield finding(
+                "RT-icc",
+                f"ICC profiles of {[len(p) for p in converted.icc]} bytes, the source's "
+                f"{[len(p) for p in source.icc]} bytes",
+                **w,
+            )
+        return
     dicom, tiff = _pair(converted, source)
     if not tiff.icc or not dicom.levels:
         return

@@ -259,16 +259,32 @@ def _tool_finding(
     )
 
 
+def _unreadable_for_comparison(exc: Exception, file: str) -> Finding:
+    """The finding for a file the round-trip comparison cannot read (damaged or cut short)."""
+    if isinstance(exc, ome.Unreadable):
+        return finding("INPUT-unreadable", str(exc), file=file)
+    return finding(
+        "INPUT-unreadable",
+        f"cannot be read for the round-trip comparison ({type(exc).__name__}: {exc}); the file "
+        "is damaged or cut short",
+        file=file,
+    )
+
+
 def _roundtrip(
     instances: list[Instance], tiffs: list[tuple[Path, str]], source: Path, report: Report
 ) -> Iterator[Finding]:
     """Digest the checked slide and the source, then compare them."""
     shown = source.as_posix()
-    if instances:
-        converted = roundtrip.digest_dicom(instances, report.inputs[0])
-    elif tiffs:
-        converted = roundtrip.digest_ometiff(tiffs[0][0], tiffs[0][1])
-    else:
+    try:
+        if instances:
+            converted = roundtrip.digest_dicom(instances, report.inputs[0])
+        elif tiffs:
+            converted = roundtrip.digest_ometiff(tiffs[0][0], tiffs[0][1])
+        else:
+            return
+    except Exception as exc:  # a damaged file is a finding about it, never a crash
+        yield _unreadable_for_comparison(exc, report.inputs[0])
         return
     kind = "dicom" if source.is_dir() else sniff(source) if source.is_file() else "missing"
     try:
@@ -294,8 +310,10 @@ def _roundtrip(
                 file=shown,
             )
             return
-    except ome.Unreadable as exc:
-        yield finding("INPUT-unreadable", str(exc), file=shown)
+    except Exception as exc:
+        if converted.close:
+            converted.close()
+        yield _unreadable_for_comparison(exc, shown)
         return
     try:
         yield from _guard(
@@ -303,6 +321,8 @@ def _roundtrip(
             report.inputs[0],
             lambda: roundtrip.compare(converted, original, report.inputs[0]),
         )
+    except ome.Unreadable as exc:  # a tile or IFD met while comparing: _guard passes it on
+        yield finding("INPUT-unreadable", str(exc), file=report.inputs[0])
     finally:
         for digest in (converted, original):
             if digest.close:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import struct
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,8 +39,13 @@ def _pixel_data_position(path: str) -> tuple[bytes | None, int, int]:
     """Extended Offset Table (if any), value offset and value length of Pixel Data
     (0xFFFFFFFF when encapsulated)."""
     with open(path, "rb") as fh:
-        ds = pydicom.dcmread(fh, defer_size=256)
+        with warnings.catch_warnings():  # a file cut short is reported below, as an error
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(fh, defer_size=256)
         if "PixelData" not in ds:
+            cut = truncation(path)
+            if cut:
+                raise truncated_error(path, cut)
             raise InputError("the instance has no Pixel Data", path=path)
         element = ds.get_item("PixelData")
         # a deferred element knows where its value starts (file_tell); a small one read
@@ -53,6 +59,85 @@ def _pixel_data_position(path: str) -> tuple[bytes | None, int, int]:
         length = 0xFFFFFFFF if undefined else -1
         eot = ds.ExtendedOffsetTable if "ExtendedOffsetTable" in ds else None
     return eot, position, length
+
+
+def truncation(path: str | Path) -> str | None:
+    """Where a DICOM file was cut short, in words, or ``None`` when it ends where its data
+    set does (PS3.5 7.1: each element's value is as long as its Value Length says).
+
+    The header is read up to Pixel Data (7FE0,0010): a file that continues past that point
+    but whose full read found no Pixel Data ends inside it; otherwise the last element read
+    must end exactly at the end of the file."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            ds = pydicom.dcmread(fh, stop_before_pixels=True, defer_size=256)
+        except Exception:  # the header itself cannot be parsed: not a truncation we can place
+            return None
+        end = fh.tell()
+    if end < size:  # stopped at Pixel Data
+        if not _pixel_data_cut(path, end, size):
+            return None
+        return (
+            f"it has {size} bytes and ends inside Pixel Data, which starts at byte {end} "
+            f"({size - end} bytes of it are present)"
+        )
+    tags = list(ds.keys())
+    if not tags:
+        return None
+    last = ds.get_item(tags[-1])
+    tell, length = getattr(last, "value_tell", None), getattr(last, "length", None)
+    if tell is None or length is None or length == 0xFFFFFFFF:
+        return None
+    if tell + length > size:
+        return (
+            f"it has {size} bytes and ends inside attribute {tags[-1]}, whose value would end "
+            f"at byte {tell + length}, before any Pixel Data"
+        )
+    if tell + length < size:
+        return (
+            f"it has {size} bytes and ends inside the header, {size - tell - length} bytes "
+            f"after attribute {tags[-1]}, before any Pixel Data"
+        )
+    # ends exactly after an element: a whole-slide image must have Pixel Data (Type 1)
+    return f"it has {size} bytes and ends right after attribute {tags[-1]}, before any Pixel Data"
+
+
+def _pixel_data_cut(path: str | Path, start: int, size: int) -> bool:
+    """Whether the Pixel Data element starting at byte ``start`` runs past the end of the
+    file: its defined length does (PS3.5 7.1.2), or its items do not reach the Sequence
+    Delimitation Item (PS3.5 A.4)."""
+    with open(path, "rb") as fh:
+        fd = fh.fileno()
+        header = os.pread(fd, 12, start)
+        if len(header) < 12:
+            return True
+        if header[4:6] in (b"OB", b"OW"):  # explicit VR: 2 reserved bytes, 4-byte length
+            (length,), pos = struct.unpack("<I", header[8:12]), start + 12
+        else:  # implicit VR
+            (length,), pos = struct.unpack("<I", header[4:8]), start + 8
+        if length != 0xFFFFFFFF:
+            return pos + length > size
+        while True:
+            item = os.pread(fd, 8, pos)
+            if len(item) < 8:
+                return True
+            tag, length = struct.unpack("<II", item)
+            if tag != ITEM:
+                return False  # the delimiter, or something else that is not a cut
+            if pos + 8 + length > size:
+                return True
+            pos += 8 + length
+
+
+def truncated_error(path: str | Path, where: str) -> InputError:
+    """The error for a file cut short (:func:`truncation` says where)."""
+    return InputError(
+        f"the file is truncated: {where}",
+        path=path,
+        hint="the file was cut short (an interrupted download or copy); fetch it again",
+    )
 
 
 def index_frames(path: str | Path, n_frames: int, frame_size: int) -> FrameIndex:

@@ -24,7 +24,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from ..codecs import jpeg
-from ..errors import InputError, MetadataError
+from ..errors import InputError, MetadataError, SeveralSlidesError
 from ..model import (
     AnnotationGroup,
     Carriers,
@@ -41,6 +41,7 @@ from ..model import (
     Slide,
 )
 from . import carrier
+from .frames import truncated_error, truncation
 from .sources import FileFrames, RemoteFrames, RemoteSeries
 from .tiles import DicomTileSource, Entry
 
@@ -144,10 +145,11 @@ def read(
             f"{uid} ({ins[0][1].get('ContainerIdentifier', '?')}, {len(ins)} instances)"
             for uid, ins in by_series.items()
         )
-        raise InputError(
+        raise SeveralSlidesError(
             f"{len(by_series)} slides (series) are among the files: {listing}",
             path=where,
             hint="choose one with --series UID",
+            series=tuple(by_series),
         )
     else:
         chosen = next(iter(by_series.values()))
@@ -157,6 +159,9 @@ def read(
         return _build(chosen, frames, warnings, where, annotations)
     except (AttributeError, KeyError, TypeError, ValueError, ZeroDivisionError, IndexError) as exc:
         frames.close()
+        for f, _ in chosen:  # a header cut short explains a missing attribute best
+            if cut := truncation(f):
+                raise truncated_error(f, cut) from None
         raise InputError(
             f"the DICOM header is incomplete or inconsistent ({type(exc).__name__}: {exc})",
             path=where,

@@ -476,6 +476,9 @@ def _read_image(
         # wsidicom expect one tile size across a pyramid.
         retile = levels[0].tile_size if levels else None
         lv = _read_level(path, raw, li, pages, size0, kind, where, warnings, retile)
+        if not pages[(0, 0)].is_tiled:  # TIFF RowsPerStrip, for ``omedicom info``
+            rps = min(pages[(0, 0)].rowsperstrip or lv.size[1], lv.size[1])
+            lv = dataclasses.replace(lv, rows_per_strip=rps)
         if previous is not None and (lv.size[0] >= previous[0] or lv.size[1] >= previous[1]):
             raise MetadataError(
                 f"{where}: SubIFD level {li} ({lv.size[0]}×{lv.size[1]}) is not smaller than "

@@ -203,11 +203,13 @@ class OmeTiffWriter:
                 total += n * image.size_z * image.size_c
         return total
 
-    def write(self, path: Path) -> None:
+    def write(self, path: Path, *, name: str | None = None) -> None:
+        """Write the OME-TIFF to ``path``; ``name`` is the file name it will finally have
+        (recorded in ``TiffData/UUID/@FileName``), when ``path`` is a staging name."""
         from . import omexml_writer
 
         file_uuid = f"urn:uuid:{uuid.uuid4()}"
-        xml = omexml_writer.build(self.slide, self.images, path.name, file_uuid, self.split)
+        xml = omexml_writer.build(self.slide, self.images, name or path.name, file_uuid, self.split)
         with tifffile.TiffWriter(path, bigtiff=True, ome=False) as tw:
             first = True
             for image in self.images:

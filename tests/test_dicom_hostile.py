@@ -357,3 +357,135 @@ def test_good_slides_still_convert(good, tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stderr
         with tifffile.TiffFile(out) as tf:
             assert tf.series[0].shape[:2] in ((500, 600), (200, 300))
+
+
+# -- damaged carriers: warn and use the standard attributes (item 4) --------------------------
+
+INSTEAD = "the standard attributes are used instead"
+
+
+def _set_private(element: int, value: str) -> Callable[[pydicom.Dataset], None]:
+    def change(ds: pydicom.Dataset) -> None:
+        block = ds.private_block(0x0077, "OMEDICOM 1")
+        assert block.get_tag(element) in ds
+        ds[block.get_tag(element)].value = value
+
+    return change
+
+
+def _converts_with_warning(folder: Path, tmp: Path, warning: str) -> None:
+    """The conversion succeeds, says what it ignored, and its output passes check."""
+    out = tmp / "out.ome.tiff"
+    proc = _run("convert", folder, out)
+    assert proc.returncode == 0, proc.stderr
+    assert f"omedicom: warning: {warning}" in proc.stderr and INSTEAD in proc.stderr
+    checked = _run("check", out, "--no-dicom3tools")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def _all_files(good: Path, tmp: Path, change: Callable[[pydicom.Dataset], None]) -> Path:
+    folder = tmp / "in"
+    shutil.copytree(good, folder)
+    for path in folder.glob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        change(ds)
+        ds.save_as(path)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("<OME><Image>not closed", "not well-formed"),
+        ("hello", "not well-formed"),
+        (None, "Image 0 says 6000×500 px"),
+    ],
+)
+def test_damaged_carried_ome_xml(good, tmp_path: Path, text: str | None, why: str) -> None:
+    if text is None:  # well-formed, but it disagrees with the pixels
+        ds = pydicom.dcmread(good["jpeg"] / "level0.dcm")
+        text = ds[0x00771010].value.replace('SizeX="600"', 'SizeX="6000"')
+        assert text != ds[0x00771010].value
+    folder = _all_files(good["jpeg"], tmp_path, _set_private(0x10, text))
+    _converts_with_warning(folder, tmp_path, "the carried OME-XML is damaged (")
+    info = _run("info", folder)
+    assert info.returncode == 0 and why in info.stdout + info.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("{not json", "not JSON"),
+        ("[1, 2]", "a JSON list"),
+        ('{"image": "x", "level": 0}', "\"image\" is 'x'"),
+        ('{"image": 0, "level": 0, "jpeg_tables": "!!!"}', '"jpeg_tables" is not base64'),
+    ],
+)
+def test_damaged_carried_tiff_layout(good, tmp_path: Path, text: str, why: str) -> None:
+    folder = _all_files(good["jpeg"], tmp_path, _set_private(0x11, text))
+    _converts_with_warning(folder, tmp_path, "")
+    info = _run("info", folder)
+    assert info.returncode == 0 and why in info.stdout + info.stderr
+
+
+def test_carried_tiff_layout_that_splits_a_pyramid(good, tmp_path: Path) -> None:
+    """Well-formed, but the two levels of one pyramid claim different OME Images."""
+    text = '{"image": 5, "level": 1, "jpeg_tables": null, "inserted_marker": null}'
+    folder = _mutant(good["jpeg"], tmp_path, _set_private(0x11, text), "level1.dcm")
+    _converts_with_warning(folder, tmp_path, "the carried TIFF layout is damaged (its image")
+
+
+def _dicom_json_variants() -> dict[str, Callable[[dict], object]]:
+    def types(d: dict) -> dict:
+        d["00280010"] = {"vr": "US", "Value": ["abc"]}
+        return d
+
+    def disagree(d: dict) -> dict:
+        d["00280002"] = {"vr": "US", "Value": [1]}
+        return d
+
+    def uid(d: dict) -> dict:
+        d["0020000D"] = {"vr": "UI", "Value": ["not a uid!"]}
+        return d
+
+    return {
+        "not JSON": lambda d: "{not json",
+        "a list": lambda d: [1, 2],
+        "wrong types": types,
+        "disagrees with the pixels": disagree,
+        "bad UID": uid,
+    }
+
+
+@pytest.mark.parametrize("variant", list(_dicom_json_variants()))
+def test_damaged_dicom_json_in_ome_xml(corpus: Path, tmp_path: Path, variant: str) -> None:
+    """A DICOM -> OME-TIFF conversion keeps each DICOM header as DICOM JSON in a
+    CommentAnnotation; damaged, the way back warns and writes the standard attributes."""
+    import html
+    import json
+    import re
+
+    src = tmp_path / "src.ome.tiff"
+    run_cli(
+        "convert", corpus / "dicom" / "wsi-to-dicom-converter__jpeg.dicom", src, "-q", check=True
+    )
+    with tifffile.TiffFile(src) as tf:
+        xml = tf.ome_metadata
+    found = re.search(
+        r"(<CommentAnnotation[^>]*urn:omedicom:dicom-json:1[^>]*>.*?<Value>)(.*?)(</Value>)",
+        xml,
+        re.S,
+    )
+    assert found is not None
+    value = _dicom_json_variants()[variant](json.loads(html.unescape(found.group(2))))
+    text = value if isinstance(value, str) else json.dumps(value)
+    tifffile.tiffcomment(
+        src, xml.replace(found.group(0), found.group(1) + html.escape(text) + found.group(3))
+    )
+    out = tmp_path / "out"
+    proc = _run("convert", src, out)
+    assert proc.returncode == 0, proc.stderr
+    assert "the carried DICOM header of image 0 level 0 is damaged" in proc.stderr
+    assert INSTEAD in proc.stderr
+    checked = _run("check", out, "--no-dicom3tools")
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -203,7 +203,7 @@ def _build(
     groups = list(pyramids.values()) + associated
     # Instances written from an OME-TIFF by the bridge say which OME Image (and level) they
     # were: keep that order and numbering, so the way back restores the original layout.
-    infos = {str(ds.SOPInstanceUID): carrier.read_tiff_info(ds) for _, ds in chosen}
+    infos = _tiff_infos(chosen, groups, warnings)
     carried = all(info is not None for info in infos.values())
     if carried:
         groups.sort(key=lambda g: infos[str(g[0][1].SOPInstanceUID)].image_index)  # type: ignore[union-attr]
@@ -218,7 +218,12 @@ def _build(
         headers.extend(image_headers)
         for _, ds in group:
             ome_xml = ome_xml or carrier.read_ome_xml(ds)
-    tiff_info = tuple(info for info in infos.values() if info is not None)
+    if ome_xml is not None:
+        damage = _ome_xml_damage(ome_xml, images)
+        if damage:
+            warnings.append(f"the carried OME-XML is damaged ({damage}); {_INSTEAD}")
+            ome_xml = None
+    tiff_info = _tiff_infos_that_fit(infos, images, warnings)
     groups_found: list[AnnotationGroup] = []
     if annotation_files:
         from ..annotations import read_dicom_annotations
@@ -243,6 +248,99 @@ def _build(
         warnings=tuple(warnings),
         close=frames.close,
     )
+
+
+_INSTEAD = "the standard attributes are used instead"
+
+
+def _tiff_infos(
+    chosen: list[tuple[Path, Dataset]],
+    groups: list[list[tuple[Path, Dataset]]],
+    warnings: list[str],
+) -> dict[str, Any]:
+    """The (0077,xx11) carriers by SOP Instance UID (carrier.py), all None when any is damaged
+    or they do not give each image (pyramid or associated image) one index of its own."""
+    infos: dict[str, Any] = {}
+    for f, ds in chosen:
+        try:
+            infos[str(ds.SOPInstanceUID)] = carrier.read_tiff_info(ds)
+        except carrier.Damaged as exc:
+            warnings.append(f"{f.name}: the carried TIFF layout is damaged ({exc}); {_INSTEAD}")
+            return dict.fromkeys(infos.keys() | {str(d.SOPInstanceUID) for _, d in chosen})
+    if all(info is not None for info in infos.values()):
+        per_group = [{infos[str(ds.SOPInstanceUID)].image_index for _, ds in g} for g in groups]
+        indices = [next(iter(ids)) for ids in per_group if len(ids) == 1]
+        if len(indices) != len(groups) or len(set(indices)) != len(indices):
+            warnings.append(
+                "the carried TIFF layout is damaged (its image numbers do not give each image "
+                f"one number of its own); {_INSTEAD}"
+            )
+            return dict.fromkeys(infos)
+    return infos
+
+
+def _tiff_infos_that_fit(
+    infos: dict[str, Any], images: list[Image], warnings: list[str]
+) -> tuple[Any, ...]:
+    """Carried TIFF layouts whose JPEG tables and marker are really in the level's frames
+    (the OME-TIFF writer takes them out of each frame again)."""
+    levels = {
+        (image.source_index, level.index): level for image in images for level in image.levels
+    }
+    kept = []
+    for info in dict.fromkeys(i for i in infos.values() if i is not None):
+        level = levels.get((info.image_index, info.level))
+        strip = (info.inserted_marker or b"") + (info.jpeg_tables or b"\xff\xd8\xff\xd9")[2:-2]
+        if strip and (level is None or level.codec.compression is not Compression.JPEG):
+            fits = False
+        elif strip and level is not None:
+            fits = _first_tile(level)[2 : 2 + len(strip)] == strip
+        else:
+            fits = True
+        if not fits:
+            warnings.append(
+                f"the carried TIFF layout of image {info.image_index} level {info.level} is "
+                f"damaged (its JPEG tables are not in the frames); {_INSTEAD}"
+            )
+            continue
+        kept.append(info)
+    return tuple(kept)
+
+
+def _first_tile(level: Level) -> bytes:
+    nx, ny = level.grid
+    for y in range(ny):
+        for x in range(nx):
+            if level.tiles.encoded_size(x, y) is not None:
+                return level.tiles.encoded(x, y)
+    return b""
+
+
+def _ome_xml_damage(xml: str, images: list[Image]) -> str | None:
+    """Why the carried OME-XML cannot describe these pixels, or None: it must parse (any OME
+    schema, ``ometiff.omexml``) and, where it has an Image for each image, agree with it on
+    Pixels SizeX, SizeY, SizeZ, SizeC and Type (OME schema, Pixels)."""
+    from ..ometiff import omexml
+
+    try:
+        ome = omexml.parse(xml)
+    except Exception as exc:  # any failure to parse means the carrier cannot be used
+        return f"{type(exc).__name__}: {exc}"[:200]
+    if len(ome.images) != len(images):
+        return None  # the writer then writes its own OME-XML (omexml_writer.build)
+    for image in images:
+        if image.source_index >= len(ome.images):
+            return f"no OME Image {image.source_index}"
+        pixels = ome.images[image.source_index].pixels
+        want = (image.size[0], image.size[1], image.size_z, image.size_c * image.samples_per_pixel)
+        have = (pixels.size_x, pixels.size_y, pixels.size_z, pixels.size_c)
+        if have != want or pixels.type != image.dtype:
+            return (
+                f"Image {image.source_index} says {have[0]}×{have[1]} px, {have[2]} plane(s), "
+                f"{have[3]} channel(s) of {pixels.type}; the pixels are {want[0]}×{want[1]}, "
+                f"{want[2]}, {want[3]} of {image.dtype}"
+            )
+    return None
 
 
 def _text(ds: Dataset, key: str) -> str | None:

@@ -189,6 +189,28 @@ def test_sparse_focal_planes_beyond_the_frames(good, tmp_path: Path) -> None:
     _refused(folder, tmp_path, 2, "Total Pixel Matrix Focal Planes is 16777216", "6 frame(s)")
 
 
+def test_concatenation_with_focal_planes_its_frames_cannot_hold(good, tmp_path: Path) -> None:
+    """Found by fuzzing: a lone concatenation member with 16M focal planes hung the reader
+    (a list of every plane's Z) before its frames were counted against them."""
+
+    def change(ds: pydicom.Dataset) -> None:
+        ds.ConcatenationUID = "1.2.3.4"
+        ds.InConcatenationNumber = 1
+        ds.TotalPixelMatrixFocalPlanes = 2**24
+
+    folder = _mutant(good["j2k"], tmp_path, change)
+    _refused(folder, tmp_path, 2, "the concatenation's instances hold 6 frames in all")
+
+
+def test_sparse_frames_without_a_functional_group_each(good, tmp_path: Path) -> None:
+    def change(ds: pydicom.Dataset) -> None:
+        ds.DimensionOrganizationType = "TILED_SPARSE"
+        ds.PerFrameFunctionalGroupsSequence = [pydicom.Dataset() for _ in range(2)]
+
+    folder = _mutant(good["jpeg"], tmp_path, change)
+    _refused(folder, tmp_path, 2, "Number of Frames is 6", "has 2 item(s)")
+
+
 # -- transfer syntax against the frames' bytes (item 3) ---------------------------------------
 
 HTJ2K = "1.2.840.10008.1.2.4.201"

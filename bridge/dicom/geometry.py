@@ -8,7 +8,8 @@ allocated from it (issue 12: hostile headers must not reach the writers or exhau
 * Total Pixel Matrix Columns/Rows (C.8.12.4, UL) and Total Pixel Matrix Focal Planes;
 * Number of Frames (C.7.6.6) and the Optical Path Sequence (C.8.12.5);
 * Dimension Organization Type (C.7.6.17.3): TILED_FULL frames fill the tile grid x focal
-  planes x optical paths exactly, so their count must be that product.
+  planes x optical paths exactly, so their count must be that product; TILED_SPARSE frames
+  each have a Per-frame Functional Groups item, so their count is that sequence's length.
 
 The sizes are bounded by the file's own bytes, not by fixed caps: a TILED_FULL instance needs
 as many frames as its grid has tiles, and the frames must be in the Pixel Data (checked when
@@ -165,6 +166,12 @@ def of(path: Path | str, ds: Any) -> Geometry:
             "whole concatenation's TILED_FULL grid (PS3.3 C.7.6.17.3)",
             path=path,
         )
+    if not tiled_full and len(per_frame or ()) != frames:
+        raise MetadataError(
+            f"Number of Frames is {frames}, but the TILED_SPARSE Per-frame Functional Groups "
+            f"Sequence has {len(per_frame or ())} item(s); each frame needs one (PS3.3 C.7.6.16)",
+            path=path,
+        )
     if not tiled_full and planes > frames:
         raise MetadataError(
             f"Total Pixel Matrix Focal Planes is {planes}, more than the {frames} frame(s) "
@@ -172,3 +179,27 @@ def of(path: Path | str, ds: Any) -> Geometry:
             path=path,
         )
     return geometry
+
+
+def check_concatenations(instances: list[tuple[Path, Any]], shapes: dict[int, Geometry]) -> None:
+    """The members of each TILED_FULL concatenation (PS3.3 C.7.6.16.2.2.4) hold together
+    exactly the frames of its grid x planes x paths (C.7.6.17.3). ``shapes`` maps ``id(ds)``
+    to :func:`of`'s geometry. Run before anything is sized by focal planes or frames."""
+    totals: dict[str, int] = {}
+    for _, ds in instances:
+        shape = shapes[id(ds)]
+        if shape.concatenated and shape.tiled_full:
+            key = str(ds.ConcatenationUID)
+            totals[key] = totals.get(key, 0) + shape.frames
+    for path, ds in instances:
+        shape = shapes[id(ds)]
+        if shape.concatenated and shape.tiled_full:
+            total = totals[str(ds.ConcatenationUID)]
+            if total != shape.full_frames:
+                raise MetadataError(
+                    f"the concatenation's instances hold {total} frames in all, but its "
+                    f"TILED_FULL tile grid needs {shape.full_frames} (Total Pixel Matrix "
+                    f"{shape.size[0]}×{shape.size[1]}, {shape.focal_planes} focal plane(s), "
+                    f"{shape.optical_paths} optical path(s); PS3.3 C.7.6.17.3)",
+                    path=path,
+                )

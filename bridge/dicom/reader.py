@@ -187,6 +187,7 @@ def _build(
 ) -> Slide:
     # every instance's sizes are checked before anything is sized by them (geometry.py)
     shapes = {id(ds): geometry.of(f, ds) for f, ds in chosen}
+    geometry.check_concatenations(chosen, shapes)
     pyramids: dict[str, list[tuple[Path, Dataset]]] = defaultdict(list)
     associated: list[list[tuple[Path, Dataset]]] = []
     for f, ds in chosen:
@@ -751,13 +752,11 @@ def _check_level(
     grid_tiles: int,
     where: str,
 ) -> None:
-    """The instances of one level agree on frame size and sample format, each concatenation's
-    TILED_FULL frames add up to its grid (PS3.3 C.7.6.16.2.2.4, C.7.6.17.3), and the level's
-    grid x planes x paths is not out of all proportion to its frames. Runs before anything per
-    tile is allocated."""
+    """The instances of one level agree on frame size and sample format, and the level's grid
+    x planes x paths is not out of all proportion to its frames (concatenations were checked
+    by ``geometry.check_concatenations``). Runs before anything per tile is allocated."""
     path0, ds0 = ordered[0]
     first = shapes[id(ds0)]
-    totals: dict[str, int] = defaultdict(int)
     for path, ds in ordered:
         shape = shapes[id(ds)]
         if (shape.rows, shape.columns) != (first.rows, first.columns):
@@ -768,18 +767,6 @@ def _check_level(
             raise MetadataError(
                 f"{where}: instances differ in Samples per Pixel or Bits Allocated", path=path
             )
-        if shape.concatenated and shape.tiled_full:
-            totals[str(ds.ConcatenationUID)] += shape.frames
-    for path, ds in ordered:
-        shape = shapes[id(ds)]
-        if shape.concatenated and shape.tiled_full:
-            total = totals[str(ds.ConcatenationUID)]
-            if total != shape.full_frames:
-                raise MetadataError(
-                    f"{where}: the concatenation's instances hold {total} frames in all, but "
-                    f"its TILED_FULL tile grid needs {shape.full_frames} (PS3.3 C.7.6.17.3)",
-                    path=path,
-                )
     frames = sum(shapes[id(ds)].frames for _, ds in ordered)
     if grid_tiles > frames * (MAX_ABSENT_PER_FRAME + 1):
         raise MetadataError(

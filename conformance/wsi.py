@@ -434,10 +434,10 @@ def _geometry(inst: Instance, level: int | None) -> Iterator[Finding]:
         )
     else:
         for (v, t), index in zip(zip(*spacing, strict=True), (1, 2), strict=True):
-            if v <= 0:
+            if not (math.isfinite(v) and v > 0):  # NaN and infinity too
                 yield finding(
                     "WSI-spacing",
-                    f"Pixel Spacing value {index} is {t}, not positive",
+                    f"Pixel Spacing value {index} is {t}, not a positive number",
                     attribute=f"{_SPACING_PATH}[{index}]",
                     **where,
                 )

@@ -83,14 +83,24 @@ def test_single_frame_split_into_fragments(corpus: Path, tmp_path: Path) -> None
         assert tf.filehandle.read(page.databytecounts[0]) == frame
 
 
-@pytest.mark.parametrize("keyword", ["PhotometricInterpretation", "Rows", "SamplesPerPixel"])
-def test_missing_pixel_attributes_are_input_errors(corpus: Path, tmp_path: Path, keyword) -> None:
+@pytest.mark.parametrize(
+    ("keyword", "name"),
+    [
+        ("PhotometricInterpretation", "Photometric Interpretation"),
+        ("Rows", "Rows"),
+        ("SamplesPerPixel", "Samples per Pixel"),
+    ],
+)
+def test_missing_pixel_attributes_are_input_errors(
+    corpus: Path, tmp_path: Path, keyword: str, name: str
+) -> None:
     ds = pydicom.dcmread(corpus / "dicom" / "wsi-to-dicom-converter__jpeg.dicom")
     delattr(ds, keyword)
     ds.save_as(tmp_path / "broken.dcm")
     proc = run_cli("convert", tmp_path / "broken.dcm", tmp_path / "out.ome.tiff")
     assert proc.returncode == 2, proc.stderr
-    assert "incomplete or inconsistent" in proc.stderr and "internal error" not in proc.stderr
+    assert f"broken.dcm: {name} is missing" in proc.stderr, proc.stderr
+    assert "internal error" not in proc.stderr
     assert not (tmp_path / "out.ome.tiff").exists()
 
 

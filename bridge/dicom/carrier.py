@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from ..model import TiffLevelInfo
@@ -73,6 +74,11 @@ def _info_dict(info: TiffLevelInfo) -> dict[str, Any]:
     }
 
 
+class Damaged(ValueError):
+    """A carrier that cannot be used as it is; the message says what is wrong with it. The
+    reader then warns and uses the standard attributes instead (issue 12)."""
+
+
 def read_ome_xml(ds: Dataset) -> str | None:
     block = _block(ds)
     if block is None or block.get_tag(OME_XML) not in ds:
@@ -81,19 +87,45 @@ def read_ome_xml(ds: Dataset) -> str | None:
 
 
 def read_tiff_info(ds: Dataset) -> TiffLevelInfo | None:
+    """The (0077,xx11) JSON, checked: ``image`` and ``level`` whole numbers >= 0, the byte
+    strings base64 of a JPEG tables stream (SOI ... EOI, TIFF tag 347) and of a marker segment.
+    Raises :class:`Damaged` for anything else."""
     block = _block(ds)
     if block is None or block.get_tag(TIFF_INFO) not in ds:
         return None
-    data = json.loads(str(block[TIFF_INFO].value))
+    try:
+        data = json.loads(str(block[TIFF_INFO].value))
+    except ValueError as exc:
+        raise Damaged(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise Damaged(f"a JSON {type(data).__name__}, not an object")
+    numbers = {}
+    for key in ("image", "level"):
+        value = data.get(key)
+        if type(value) is not int or value < 0:
+            raise Damaged(f'"{key}" is {value!r}, not a whole number >= 0')
+        numbers[key] = value
 
-    def raw(key: str) -> bytes | None:
-        return base64.b64decode(data[key]) if data.get(key) else None
+    def raw(key: str, start: bytes) -> bytes | None:
+        value = data.get(key)
+        if value is None or value == "":
+            return None
+        try:
+            decoded = base64.b64decode(value, validate=True) if isinstance(value, str) else None
+        except ValueError:
+            decoded = None
+        if not decoded or not decoded.startswith(start):
+            raise Damaged(f'"{key}" is not base64 of a JPEG marker segment')
+        return decoded
 
+    tables = raw("jpeg_tables", b"\xff\xd8")
+    if tables is not None and not tables.endswith(b"\xff\xd9"):
+        raise Damaged('"jpeg_tables" is not a JPEG tables stream (SOI ... EOI)')
     return TiffLevelInfo(
-        image_index=int(data["image"]),
-        level=int(data["level"]),
-        jpeg_tables=raw("jpeg_tables"),
-        inserted_marker=raw("inserted_marker"),
+        image_index=numbers["image"],
+        level=numbers["level"],
+        jpeg_tables=tables,
+        inserted_marker=raw("inserted_marker", b"\xff"),
     )
 
 
@@ -118,3 +150,31 @@ def dataset_from_json(text: str) -> Dataset:
     from pydicom.dataset import Dataset
 
     return Dataset.from_json(text)
+
+
+_UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
+
+
+def carried_header(text: str) -> Dataset:
+    """A header carried in an OME-XML CommentAnnotation (``urn:omedicom:dicom-json:1``) as a
+    dataset, every value read once: DICOM JSON (PS3.18 F.2) of a VL Whole Slide Microscopy
+    instance with valid UIDs. Raises :class:`Damaged` for anything else."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = dataset_from_json(text)
+            for element in ds.iterall():
+                _ = element.value
+    except Exception as exc:  # pydicom raises what its JSON and value parsers raise
+        raise Damaged(f"not DICOM JSON: {type(exc).__name__}: {str(exc)[:160]}") from None
+    for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
+        value = ds.get(keyword)
+        if value is not None and not (
+            isinstance(value, str) and len(value) <= 64 and _UID.match(value)
+        ):
+            raise Damaged(f"{keyword} {value!r} is not a UID")
+    if str(ds.get("SOPClassUID", "")) != "1.2.840.10008.5.1.4.1.1.77.1.6":
+        raise Damaged("not a VL Whole Slide Microscopy header (SOP Class UID)")
+    return ds

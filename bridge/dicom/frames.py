@@ -9,6 +9,7 @@ odd-length stream (a 0x00 after the JPEG/J2K EOI marker FFD9) left out.
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
 import warnings
@@ -146,11 +147,17 @@ def index_frames(path: str | Path, n_frames: int, frame_size: int) -> FrameIndex
     eot, position, length = _pixel_data_position(path)
     size = os.path.getsize(path)
     if length != 0xFFFFFFFF:
-        if position + frame_size * n_frames > size:
+        # the value length is the 4 bytes before the value (PS3.5 7.1.2, OB/OW and implicit VR)
+        with open(path, "rb") as fh:
+            declared = struct.unpack("<I", os.pread(fh.fileno(), 4, position - 4).rjust(4, b"\0"))
+        held = min(declared[0], size - position)
+        if frame_size * n_frames > held:
             raise InputError(
-                f"native Pixel Data is truncated: {n_frames} frames of {frame_size} bytes need "
-                f"{frame_size * n_frames} bytes, the file has {size - position}",
+                f"native Pixel Data holds {held} bytes, but {n_frames} frame(s) of Rows × "
+                f"Columns × Samples per Pixel × bytes per sample = {frame_size} bytes need "
+                f"{frame_size * n_frames}",
                 path=path,
+                hint="the file was cut short or its header is damaged; fetch it again",
             )
         ranges = tuple(((position + i * frame_size, frame_size),) for i in range(n_frames))
         return FrameIndex(path, ranges, False)
@@ -158,6 +165,13 @@ def index_frames(path: str | Path, n_frames: int, frame_size: int) -> FrameIndex
     if not fragments:
         raise InputError("the encapsulated Pixel Data holds no fragments", path=path)
     bot, fragments = fragments[0], fragments[1:]
+    if len(fragments) < n_frames:  # PS3.5 A.4: a frame is one fragment or more
+        raise InputError(
+            f"Number of Frames is {n_frames}, but the encapsulated Pixel Data holds only "
+            f"{len(fragments)} fragment(s)",
+            path=path,
+            hint="the file was cut short or its header is damaged; fetch it again",
+        )
     if len(fragments) == n_frames:
         groups = [[f] for f in fragments]
     elif n_frames == 1:  # PS3.5 A.4: every fragment belongs to the only frame
@@ -225,10 +239,22 @@ def _fragments(path: str, position: int, size: int) -> list[tuple[int, int]]:
 
 
 def _offsets(path: str, eot: bytes | None, bot: tuple[int, int]) -> list[int] | None:
+    """The Extended (8-byte) or Basic (4-byte) Offset Table (PS3.5 A.4); a table whose first
+    offset is not 0 or whose offsets do not increase is refused as damaged."""
     if eot:
-        return list(struct.unpack(f"<{len(eot) // 8}Q", eot))
-    if bot[1]:
+        eot = bytes(eot)
+        offsets = list(struct.unpack(f"<{len(eot) // 8}Q", eot[: len(eot) // 8 * 8]))
+    elif bot[1]:
         with open(path, "rb") as fh:
             data = os.pread(fh.fileno(), bot[1], bot[0])
-        return list(struct.unpack(f"<{len(data) // 4}I", data))
-    return None
+        offsets = list(struct.unpack(f"<{len(data) // 4}I", data[: len(data) // 4 * 4]))
+    else:
+        return None
+    if offsets and (offsets[0] != 0 or any(b <= a for a, b in itertools.pairwise(offsets))):
+        raise InputError(
+            "the offset table of the Pixel Data is damaged (its offsets must start at 0 and "
+            "increase)",
+            path=path,
+            hint="the file is damaged; re-export it from its source",
+        )
+    return offsets

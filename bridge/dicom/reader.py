@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import struct
 import warnings as warnings_module
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -23,7 +24,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
-from ..codecs import jpeg
+from ..codecs import jpeg, jpeg2000, sniff
 from ..errors import InputError, MetadataError, SeveralSlidesError
 from ..model import (
     AnnotationGroup,
@@ -40,8 +41,9 @@ from ..model import (
     Photometric,
     Slide,
 )
-from . import carrier
+from . import carrier, geometry
 from .frames import truncated_error, truncation
+from .geometry import Geometry
 from .sources import FileFrames, RemoteFrames, RemoteSeries
 from .tiles import DicomTileSource, Entry
 
@@ -188,6 +190,9 @@ def _build(
     where: str,
     annotation_files: Sequence[Path] = (),
 ) -> Slide:
+    # every instance's sizes are checked before anything is sized by them (geometry.py)
+    shapes = {id(ds): geometry.of(f, ds) for f, ds in chosen}
+    geometry.check_concatenations(chosen, shapes)
     pyramids: dict[str, list[tuple[Path, Dataset]]] = defaultdict(list)
     associated: list[list[tuple[Path, Dataset]]] = []
     for f, ds in chosen:
@@ -204,7 +209,7 @@ def _build(
     groups = list(pyramids.values()) + associated
     # Instances written from an OME-TIFF by the bridge say which OME Image (and level) they
     # were: keep that order and numbering, so the way back restores the original layout.
-    infos = {str(ds.SOPInstanceUID): carrier.read_tiff_info(ds) for _, ds in chosen}
+    infos = _tiff_infos(chosen, groups, warnings)
     carried = all(info is not None for info in infos.values())
     if carried:
         groups.sort(key=lambda g: infos[str(g[0][1].SOPInstanceUID)].image_index)  # type: ignore[union-attr]
@@ -214,12 +219,17 @@ def _build(
     for position, group in enumerate(groups):
         first_info = infos[str(group[0][1].SOPInstanceUID)]
         index = first_info.image_index if carried and first_info else position
-        image, image_headers = _image(group, index, frames, warnings)
+        image, image_headers = _image(group, index, frames, warnings, shapes)
         images.append(image)
         headers.extend(image_headers)
         for _, ds in group:
             ome_xml = ome_xml or carrier.read_ome_xml(ds)
-    tiff_info = tuple(info for info in infos.values() if info is not None)
+    if ome_xml is not None:
+        damage = _ome_xml_damage(ome_xml, images)
+        if damage:
+            warnings.append(f"the carried OME-XML is damaged ({damage}); {_INSTEAD}")
+            ome_xml = None
+    tiff_info = _tiff_infos_that_fit(infos, images, warnings)
     groups_found: list[AnnotationGroup] = []
     if annotation_files:
         from ..annotations import read_dicom_annotations
@@ -244,6 +254,99 @@ def _build(
         warnings=tuple(warnings),
         close=frames.close,
     )
+
+
+_INSTEAD = "the standard attributes are used instead"
+
+
+def _tiff_infos(
+    chosen: list[tuple[Path, Dataset]],
+    groups: list[list[tuple[Path, Dataset]]],
+    warnings: list[str],
+) -> dict[str, Any]:
+    """The (0077,xx11) carriers by SOP Instance UID (carrier.py), all None when any is damaged
+    or they do not give each image (pyramid or associated image) one index of its own."""
+    infos: dict[str, Any] = {}
+    for f, ds in chosen:
+        try:
+            infos[str(ds.SOPInstanceUID)] = carrier.read_tiff_info(ds)
+        except carrier.Damaged as exc:
+            warnings.append(f"{f.name}: the carried TIFF layout is damaged ({exc}); {_INSTEAD}")
+            return dict.fromkeys(infos.keys() | {str(d.SOPInstanceUID) for _, d in chosen})
+    if all(info is not None for info in infos.values()):
+        per_group = [{infos[str(ds.SOPInstanceUID)].image_index for _, ds in g} for g in groups]
+        indices = [next(iter(ids)) for ids in per_group if len(ids) == 1]
+        if len(indices) != len(groups) or len(set(indices)) != len(indices):
+            warnings.append(
+                "the carried TIFF layout is damaged (its image numbers do not give each image "
+                f"one number of its own); {_INSTEAD}"
+            )
+            return dict.fromkeys(infos)
+    return infos
+
+
+def _tiff_infos_that_fit(
+    infos: dict[str, Any], images: list[Image], warnings: list[str]
+) -> tuple[Any, ...]:
+    """Carried TIFF layouts whose JPEG tables and marker are really in the level's frames
+    (the OME-TIFF writer takes them out of each frame again)."""
+    levels = {
+        (image.source_index, level.index): level for image in images for level in image.levels
+    }
+    kept = []
+    for info in dict.fromkeys(i for i in infos.values() if i is not None):
+        level = levels.get((info.image_index, info.level))
+        strip = (info.inserted_marker or b"") + (info.jpeg_tables or b"\xff\xd8\xff\xd9")[2:-2]
+        if strip and (level is None or level.codec.compression is not Compression.JPEG):
+            fits = False
+        elif strip and level is not None:
+            fits = _first_tile(level)[2 : 2 + len(strip)] == strip
+        else:
+            fits = True
+        if not fits:
+            warnings.append(
+                f"the carried TIFF layout of image {info.image_index} level {info.level} is "
+                f"damaged (its JPEG tables are not in the frames); {_INSTEAD}"
+            )
+            continue
+        kept.append(info)
+    return tuple(kept)
+
+
+def _first_tile(level: Level) -> bytes:
+    nx, ny = level.grid
+    for y in range(ny):
+        for x in range(nx):
+            if level.tiles.encoded_size(x, y) is not None:
+                return level.tiles.encoded(x, y)
+    return b""
+
+
+def _ome_xml_damage(xml: str, images: list[Image]) -> str | None:
+    """Why the carried OME-XML cannot describe these pixels, or None: it must parse (any OME
+    schema, ``ometiff.omexml``) and, where it has an Image for each image, agree with it on
+    Pixels SizeX, SizeY, SizeZ, SizeC and Type (OME schema, Pixels)."""
+    from ..ometiff import omexml
+
+    try:
+        ome = omexml.parse(xml)
+    except Exception as exc:  # any failure to parse means the carrier cannot be used
+        return f"{type(exc).__name__}: {exc}"[:200]
+    if len(ome.images) != len(images):
+        return None  # the writer then writes its own OME-XML (omexml_writer.build)
+    for image in images:
+        if image.source_index >= len(ome.images):
+            return f"no OME Image {image.source_index}"
+        pixels = ome.images[image.source_index].pixels
+        want = (image.size[0], image.size[1], image.size_z, image.size_c * image.samples_per_pixel)
+        have = (pixels.size_x, pixels.size_y, pixels.size_z, pixels.size_c)
+        if have != want or pixels.type != image.dtype:
+            return (
+                f"Image {image.source_index} says {have[0]}×{have[1]} px, {have[2]} plane(s), "
+                f"{have[3]} channel(s) of {pixels.type}; the pixels are {want[0]}×{want[1]}, "
+                f"{want[2]}, {want[3]} of {image.dtype}"
+            )
+    return None
 
 
 def _text(ds: Dataset, key: str) -> str | None:
@@ -271,12 +374,6 @@ def _patient(ds: Dataset) -> Patient:
     )
 
 
-def _size(ds: Dataset) -> tuple[int, int]:
-    cols = ds.get("TotalPixelMatrixColumns") or ds.Columns
-    rows = ds.get("TotalPixelMatrixRows") or ds.Rows
-    return int(cols), int(rows)
-
-
 def _paths_of(ds: Dataset) -> list[str]:
     return [
         str(item.get("OpticalPathIdentifier", "")) for item in ds.get("OpticalPathSequence", [])
@@ -288,12 +385,13 @@ def _image(
     index: int,
     frames: FileFrames | RemoteFrames,
     warnings: list[str],
+    shapes: dict[int, Geometry],
 ) -> tuple[Image, list[DicomHeader]]:
     by_size: dict[tuple[int, int], list[tuple[Path, Dataset]]] = defaultdict(list)
     # instance order decides channel order: Instance Number, not file names (c10 < c2)
     group = sorted(group, key=lambda fd: (int(fd[1].get("InstanceNumber", 0) or 0), str(fd[0])))
     for f, ds in group:
-        by_size[_size(ds)].append((f, ds))
+        by_size[shapes[id(ds)].size].append((f, ds))
     sizes = sorted(by_size, key=lambda s: (-s[0] * s[1], -s[0]))
     base = by_size[sizes[0]][0][1]
     kind = _kind(base)
@@ -308,20 +406,22 @@ def _image(
                 path_items[pid] = item
     if not channel_ids:
         channel_ids = ["1"]
-    z_values = sorted({z for _, ds in by_size[sizes[0]] for z in _planes_um(ds)})
+    z_values = sorted({z for f, ds in by_size[sizes[0]] for z in _planes_um(f, ds, shapes[id(ds)])})
     levels = []
     headers = []
     where = f"image {index}"
     for li, size in enumerate(sizes):
         instances = by_size[size]
         level, level_headers = _level(
-            instances, li, size, sizes[0], channel_ids, z_values, index, frames, warnings, where
-        )
+            instances, li, size, sizes[0], channel_ids, z_values, index, frames, warnings, where,
+            shapes,
+        )  # fmt: skip
         levels.append(level)
         headers.extend(level_headers)
-    spacing = _spacing(base)
-    samples = int(base.SamplesPerPixel)
-    channels = tuple(_channel(pid, path_items.get(pid)) for pid in channel_ids)
+    base_path = by_size[sizes[0]][0][0]
+    spacing = _spacing(base_path, base)
+    samples = shapes[id(base)].samples
+    channels = tuple(_channel(pid, path_items.get(pid), base_path) for pid in channel_ids)
     if samples == 3:
         channels = (Channel(id=channels[0].id, name=channels[0].name, samples_per_pixel=3),)
     item0 = path_items.get(channel_ids[0])
@@ -330,18 +430,18 @@ def _image(
         Image(
             kind=kind,
             name=_text(base, "PyramidLabel") or _text(base, "SeriesDescription"),
-            dtype="uint16" if int(base.BitsAllocated) == 16 else "uint8",
+            dtype="uint16" if shapes[id(base)].bits == 16 else "uint8",
             samples_per_pixel=samples,
             photometric=levels[0].codec.photometric,
             levels=tuple(levels),
             channels=channels,
             focal_planes_um=tuple(z_values),
             pixel_size_um=spacing,
-            origin_mm=_origin(base),
-            orientation=_orientation(base),
+            origin_mm=_origin(base_path, base),
+            orientation=_orientation(base_path, base),
             acquired=_datetime(base.get("AcquisitionDateTime")),
             description=_text(base, "PyramidDescription"),
-            objective=_objective(item0),
+            objective=_objective(item0, base_path),
             icc_profile=icc,
             source_index=index,
         ),
@@ -349,11 +449,17 @@ def _image(
     )
 
 
-def _channel(pid: str, item: Dataset | None) -> Channel:
+def _optional(item: Dataset, keyword: str, name: str, path: Path) -> float | None:
+    """An optional positive decimal of an Optical Path item (wavelength, lens power)."""
+    value = item.get(keyword)
+    if value in (None, ""):
+        return None
+    return geometry.finite(value, name, path, positive=True)
+
+
+def _channel(pid: str, item: Dataset | None, path: Path) -> Channel:
     if item is None:
         return Channel(id=pid)
-    wavelength = item.get("IlluminationWaveLength")
-    emission = item.get("ImagePathFilterPassThroughWavelength")
     color = None
     if "PaletteColorLookupTableSequence" in item:  # the LUT's last entry is the channel colour
         lut = item.PaletteColorLookupTableSequence[0]
@@ -368,54 +474,78 @@ def _channel(pid: str, item: Dataset | None) -> Channel:
     return Channel(
         id=pid,
         name=_text(item, "OpticalPathDescription"),
-        excitation_nm=float(wavelength) if wavelength not in (None, "") else None,
-        emission_nm=float(emission) if emission not in (None, "") else None,
+        excitation_nm=_optional(item, "IlluminationWaveLength", "Illumination Wave Length", path),
+        emission_nm=_optional(
+            item,
+            "ImagePathFilterPassThroughWavelength",
+            "Image Path Filter Pass-Through Wavelength",
+            path,
+        ),
         color=color,  # type: ignore[arg-type]
     )
 
 
-def _objective(item: Dataset | None) -> Objective | None:
+def _objective(item: Dataset | None, path: Path) -> Objective | None:
     if item is None:
         return None
-    power = item.get("ObjectiveLensPower")
-    na = item.get("ObjectiveLensNumericalAperture")
-    if power in (None, "") and na in (None, ""):
-        return None
-    return Objective(
-        magnification=float(power) if power not in (None, "") else None,
-        numerical_aperture=float(na) if na not in (None, "") else None,
+    power = _optional(item, "ObjectiveLensPower", "Objective Lens Power", path)
+    na = _optional(
+        item, "ObjectiveLensNumericalAperture", "Objective Lens Numerical Aperture", path
     )
+    if power is None and na is None:
+        return None
+    return Objective(magnification=power, numerical_aperture=na)
 
 
-def _spacing(ds: Dataset) -> tuple[float, float] | None:
-    """(x, y) µm from Pixel Spacing [row (Y), column (X)] mm (PS3.3 C.7.6.16.2.1)."""
-    try:
-        measures = ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
-        row, col = (float(v) for v in measures.PixelSpacing)
-    except (AttributeError, IndexError, KeyError, ValueError, TypeError):
-        spacing = ds.get("PixelSpacing")
-        if not spacing:
-            return None
-        row, col = (float(v) for v in spacing)
+def _values(value: Any) -> list[Any]:
+    """A multi-valued attribute's values as a list (one value is a list of one)."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return list(value)
+    return [value]
+
+
+def _spacing(path: Path, ds: Dataset) -> tuple[float, float] | None:
+    """(x, y) µm from Pixel Spacing [row (Y), column (X)] mm (PS3.3 C.7.6.16.2.1): two
+    positive finite numbers, or absent."""
+    value = None
+    with contextlib.suppress(AttributeError, IndexError, KeyError, TypeError):
+        value = ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].get("PixelSpacing")
+    values = _values(value) or _values(ds.get("PixelSpacing"))
+    if not values:
+        return None
+    if len(values) != 2:
+        raise MetadataError(
+            f"Pixel Spacing has {len(values)} value(s); it must have 2 (row and column "
+            "spacing, mm)",
+            path=path,
+        )
+    row, col = (geometry.finite(v, "Pixel Spacing", path, positive=True) for v in values)
     return (col * 1000.0, row * 1000.0)
 
 
-def _origin(ds: Dataset) -> tuple[float, float] | None:
+def _origin(path: Path, ds: Dataset) -> tuple[float, float] | None:
+    """X and Y Offset in Slide Coordinate System, mm (PS3.3 C.8.12.2); finite or absent."""
     try:
         item = ds.TotalPixelMatrixOriginSequence[0]
-        return (
-            float(item.XOffsetInSlideCoordinateSystem),
-            float(item.YOffsetInSlideCoordinateSystem),
-        )
-    except (AttributeError, IndexError, ValueError, TypeError):
+        x, y = item.XOffsetInSlideCoordinateSystem, item.YOffsetInSlideCoordinateSystem
+    except (AttributeError, IndexError, TypeError):
         return None
+    if x in (None, "") or y in (None, ""):
+        return None
+    return (
+        geometry.finite(x, "X Offset in Slide Coordinate System", path),
+        geometry.finite(y, "Y Offset in Slide Coordinate System", path),
+    )
 
 
-def _orientation(ds: Dataset) -> tuple[float, float, float, float, float, float] | None:
-    value = ds.get("ImageOrientationSlide")
-    if not value or len(value) != 6:
+def _orientation(path: Path, ds: Dataset) -> tuple[float, float, float, float, float, float] | None:
+    """Image Orientation (Slide) (PS3.3 C.8.12.4.1.5): six finite direction cosines."""
+    values = _values(ds.get("ImageOrientationSlide"))
+    if len(values) != 6:
         return None
-    return tuple(float(v) for v in value)  # type: ignore[return-value]
+    return tuple(geometry.finite(v, "Image Orientation (Slide)", path) for v in values)  # type: ignore[return-value]
 
 
 def _datetime(value: Any) -> datetime | None:
@@ -429,30 +559,102 @@ def _datetime(value: Any) -> datetime | None:
         return None
 
 
-def _codec(ds: Dataset, first_frame: bytes | None) -> tuple[Codec, bytes | None, str | None]:
-    """Codec of an instance's frames, the marker to insert (if any), and an issue (if any)."""
+#: What each family of transfer syntaxes holds (PS3.5 A.4), as the frames' bytes say it.
+_KIND = {
+    **{ts: sniff.Kind.JPEG for ts in _JPEG},
+    **{ts: sniff.Kind.J2K for ts in _J2K},
+    **{ts: sniff.Kind.JPEGLS for ts in _JPEGLS},
+}
+
+
+def _check_frames(path: Path, ds: Dataset, first: bytes | None, encapsulated: bool) -> None:
+    """The frames must be what the Transfer Syntax UID (0002,0010) says (PS3.5 A.4): native
+    pixels in a native syntax, and encapsulated frames of the named codec, told from the first
+    frame's bytes (SOI FFD8 and SOFn for JPEG, SOF55 FFF7 for JPEG-LS, SOC FF4F SIZ FF51 for
+    JPEG 2000 and HTJ2K)."""
     ts = str(ds.file_meta.TransferSyntaxUID)
-    pi = str(ds.PhotometricInterpretation)
+    name = f"{ts} ({UID(ts).name})" if UID(ts).name != ts else ts
+    hint = "the file is mislabelled; re-export it from its source"
+    if ts in _NATIVE and encapsulated:
+        raise InputError(
+            f"the Transfer Syntax UID {name} says native pixels, but the Pixel Data holds "
+            "encapsulated (compressed) frames",
+            path=path,
+            hint=hint,
+        )
+    expected = _KIND.get(ts)
+    if expected is None:
+        return
+    if not encapsulated:
+        raise InputError(
+            f"the Transfer Syntax UID {name} says compressed frames, but the Pixel Data is "
+            "native (not encapsulated)",
+            path=path,
+            hint=hint,
+        )
+    found = sniff.kind(first or b"")
+    if found is not expected:
+        raise InputError(
+            f"the first frame is {found.value}, but the Transfer Syntax UID {name} says "
+            f"{expected.value}",
+            path=path,
+            hint=hint,
+        )
+
+
+def _frames_disagree(path: Path, what: str, found: tuple, header: tuple) -> MetadataError:
+    return MetadataError(
+        f"the {what} frames are {found[0]}×{found[1]} with {found[2]} component(s), the header "
+        f"says {header[0]}×{header[1]} (Columns × Rows) with {header[2]} (Samples per Pixel)",
+        path=path,
+        hint="the header disagrees with the frames; re-export the slide from its source",
+    )
+
+
+def _codec(
+    path: Path, ds: Dataset, shape: Geometry, first_frame: bytes | None
+) -> tuple[Codec, bytes | None, str | None]:
+    """Codec of an instance's frames, the marker to insert (if any), and an issue (if any).
+    Frames whose own header disagrees with Columns, Rows or Samples per Pixel are refused."""
+    ts = str(ds.file_meta.TransferSyntaxUID)
+    pi = str(ds.get("PhotometricInterpretation", "") or "")
+    if not pi:
+        raise MetadataError("Photometric Interpretation is missing", path=path)
     history = str(ds.get("LossyImageCompression", "")) == "01"  # once lossy, always lossy
-    spp = int(ds.SamplesPerPixel)
-    bits = int(ds.BitsAllocated)
+    spp, bits = shape.samples, shape.bits
+    expected = (shape.columns, shape.rows, spp)
     mono = pi.startswith("MONOCHROME")
     if ts in _NATIVE:
         photometric = Photometric.MONOCHROME if mono else Photometric.RGB
         issue = None
         if pi not in ("MONOCHROME2", "RGB"):
             issue = f"native {pi} pixels are not supported"
-        elif spp == 3 and int(ds.get("PlanarConfiguration", 0)) != 0:
+        elif spp == 3 and str(ds.get("PlanarConfiguration", 0)) not in ("0", ""):
             issue = "colour-by-plane native pixels (Planar Configuration 1) are not supported yet"
-        elif bits not in (8, 16):
-            issue = f"{bits}-bit pixels are not supported"
         codec = Codec(
             Compression.NONE, photometric, bits, spp, lossless=True, lossy_history=history
         )
         return codec, None, issue
+    data = first_frame or b""
     if ts in _JPEG:
-        assert first_frame is not None
-        header = jpeg.parse_header(first_frame)
+        try:
+            header = jpeg.parse_header(data)
+            if header.sof == 0:
+                raise jpeg.JpegError("no frame header (SOFn) before the first scan")
+        except (jpeg.JpegError, IndexError) as exc:
+            raise InputError(
+                f"the first frame is not a readable JPEG stream ({exc}): the file is damaged",
+                path=path,
+            ) from None
+        found = (header.width, header.height, len(header.components))
+        if found != expected:
+            raise _frames_disagree(path, "JPEG", found, expected)
+        if header.precision > bits:
+            raise MetadataError(
+                f"the JPEG frames have {header.precision}-bit samples, more than Bits "
+                f"Allocated ({bits})",
+                path=path,
+            )
         photometric, insert = jpeg.decide_photometric(header, tiff_rgb=pi == "RGB")
         codec = Codec(
             Compression.JPEG,
@@ -466,13 +668,25 @@ def _codec(ds: Dataset, first_frame: bytes | None) -> tuple[Codec, bytes | None,
             lossy_history=history,
         )
         issue = None if header.precision == 8 else f"{header.precision}-bit JPEG"
-        if (header.width, header.height) != (int(ds.Columns), int(ds.Rows)):
-            raise MetadataError(
-                f"the JPEG frames are {header.width}×{header.height}, the header says "
-                f"{ds.Columns}×{ds.Rows} (Columns × Rows)"
-            )
         return codec, insert, issue
     if ts in _J2K:
+        try:
+            j2k = jpeg2000.parse_header(data)
+        except (jpeg2000.J2kError, IndexError, struct.error) as exc:
+            raise InputError(
+                f"the first frame is not a readable JPEG 2000 codestream ({exc}): the file is "
+                "damaged",
+                path=path,
+            ) from None
+        found = (j2k.width, j2k.height, j2k.components)
+        if found != expected:
+            raise _frames_disagree(path, "JPEG 2000", found, expected)
+        if j2k.bits > bits:
+            raise MetadataError(
+                f"the JPEG 2000 frames have {j2k.bits}-bit samples, more than Bits Allocated "
+                f"({bits})",
+                path=path,
+            )
         photometric = {
             "YBR_RCT": Photometric.YBR_RCT,
             "YBR_ICT": Photometric.YBR_ICT,
@@ -482,6 +696,20 @@ def _codec(ds: Dataset, first_frame: bytes | None) -> tuple[Codec, bytes | None,
         )
         return codec, None, None
     if ts in _JPEGLS:
+        ls = sniff.jpegls_header(data)
+        if ls is None:
+            raise InputError(
+                "the first frame is not a readable JPEG-LS stream (no SOF55 frame header): "
+                "the file is damaged",
+                path=path,
+            )
+        if ls[:3] != expected:
+            raise _frames_disagree(path, "JPEG-LS", ls[:3], expected)
+        if ls[3] > bits:
+            raise MetadataError(
+                f"the JPEG-LS frames have {ls[3]}-bit samples, more than Bits Allocated ({bits})",
+                path=path,
+            )
         photometric = Photometric.MONOCHROME if mono else Photometric.RGB
         codec = Codec(
             Compression.JPEGLS, photometric, bits, spp, lossless=_JPEGLS[ts], lossy_history=history
@@ -491,20 +719,68 @@ def _codec(ds: Dataset, first_frame: bytes | None) -> tuple[Codec, bytes | None,
     return codec, None, f"transfer syntax {UID(ts).name} is not supported"
 
 
-def _planes_um(ds: Dataset) -> list[float]:
+def _planes_um(path: Path, ds: Dataset, shape: Geometry) -> list[float]:
     """Z of each focal plane of an instance, µm: the origin's Z Offset (C.8.12.2) plus
-    Spacing Between Slices (mm, C.7.6.16.2.1) per plane, glass to coverslip."""
-    n = int(ds.get("TotalPixelMatrixFocalPlanes", 1) or 1)
+    Spacing Between Slices (mm, C.7.6.16.2.1) per plane, glass to coverslip. The plane count
+    is the checked Total Pixel Matrix Focal Planes (bounded by the frames, geometry.py)."""
+    n = shape.focal_planes
     z0 = 0.0
-    with contextlib.suppress(AttributeError, IndexError, TypeError, ValueError):
-        z0 = float(ds.TotalPixelMatrixOriginSequence[0].get("ZOffsetInSlideCoordinateSystem", 0))
+    with contextlib.suppress(AttributeError, IndexError, TypeError):
+        value = ds.TotalPixelMatrixOriginSequence[0].get("ZOffsetInSlideCoordinateSystem")
+        if value not in (None, ""):
+            z0 = geometry.finite(value, "Z Offset in Slide Coordinate System", path)
     step = 1.0
-    try:
+    with contextlib.suppress(AttributeError, IndexError, TypeError):
         measures = ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
-        step = float(measures.get("SpacingBetweenSlices", 0.001)) * 1000.0
-    except (AttributeError, IndexError, TypeError, ValueError):
-        pass
-    return [round(z0 + k * step, 6) for k in range(n)]
+        value = measures.get("SpacingBetweenSlices")
+        if value not in (None, ""):
+            step = geometry.finite(value, "Spacing Between Slices", path, positive=n > 1) * 1000
+    planes = [round(z0 + k * step, 6) for k in range(n)]
+    if len(set(planes)) != n:
+        raise MetadataError(
+            f"the {n} focal planes do not have distinct Z positions (Spacing Between Slices "
+            f"{step / 1000:g} mm)",
+            path=path,
+        )
+    return planes
+
+
+#: At most this many absent tiles per stored frame in a level: the writers fill every absent
+#: tile with a blank one, so a Total Pixel Matrix far larger than the frames present could
+#: (a hostile header) make an output of any size from a small file.
+MAX_ABSENT_PER_FRAME = 255
+
+
+def _check_level(
+    ordered: list[tuple[Path, Dataset]],
+    shapes: dict[int, Geometry],
+    grid_tiles: int,
+    where: str,
+) -> None:
+    """The instances of one level agree on frame size and sample format, and the level's grid
+    x planes x paths is not out of all proportion to its frames (concatenations were checked
+    by ``geometry.check_concatenations``). Runs before anything per tile is allocated."""
+    path0, ds0 = ordered[0]
+    first = shapes[id(ds0)]
+    for path, ds in ordered:
+        shape = shapes[id(ds)]
+        if (shape.rows, shape.columns) != (first.rows, first.columns):
+            raise MetadataError(
+                f"{where}: instances differ in tile size (Rows, Columns)", path=path
+            )
+        if (shape.samples, shape.bits) != (first.samples, first.bits):
+            raise MetadataError(
+                f"{where}: instances differ in Samples per Pixel or Bits Allocated", path=path
+            )
+    frames = sum(shapes[id(ds)].frames for _, ds in ordered)
+    if grid_tiles > frames * (MAX_ABSENT_PER_FRAME + 1):
+        raise MetadataError(
+            f"{where}: the tile grid has {grid_tiles} tiles (Total Pixel Matrix Columns × Rows "
+            f"× focal planes × optical paths) but the instances hold only {frames} frame(s)",
+            path=path0,
+            hint="the Total Pixel Matrix is far larger than the frames present; the header is "
+            "damaged",
+        )
 
 
 def _level(
@@ -518,17 +794,14 @@ def _level(
     frames: FileFrames | RemoteFrames,
     warnings: list[str],
     where: str,
+    shapes: dict[int, Geometry],
 ) -> tuple[Level, list[DicomHeader]]:
     first_ds = instances[0][1]
-    rows, cols = int(first_ds.Rows), int(first_ds.Columns)
-    spp = int(first_ds.SamplesPerPixel)
+    shape0 = shapes[id(first_ds)]
+    rows, cols, spp = shape0.rows, shape0.columns, shape0.samples
     nx, ny = -(-size[0] // cols), -(-size[1] // rows)
     n_c = len(channel_ids)
     n_z = len(image_z)
-    entries: list[Entry] = [None] * (nx * ny * n_z * n_c)
-    headers = []
-    compressed = 0
-    codec = insert = issue = None
     # concatenation members are read in order, as one instance
     ordered = sorted(
         instances,
@@ -537,35 +810,31 @@ def _level(
             int(fd[1].get("InConcatenationNumber", 0) or 0),
         ),
     )
+    _check_level(ordered, shapes, nx * ny * n_z * n_c, f"{where} level {li}")
+    entries: dict[int, Entry] = {}  # grid index -> frame; absent tiles have none
+    origins: dict[int, tuple[str, int]] = {}  # grid index -> (file, frame number)
+    headers = []
+    compressed = 0
+    codec = insert = issue = None
     frame_offsets: dict[str, int] = defaultdict(int)
     for path, ds in ordered:
-        if (int(ds.Rows), int(ds.Columns)) != (rows, cols):
-            raise MetadataError(f"{where} level {li}: instances differ in tile size", path=path)
-        n_frames = int(ds.get("NumberOfFrames", 1) or 1)
-        bits = int(ds.BitsAllocated)
-        found, encapsulated, stored = frames.entries(
-            path, ds, n_frames, rows * cols * spp * (bits // 8)
-        )
+        shape = shapes[id(ds)]
+        n_frames = shape.frames
+        found, encapsulated, stored = frames.entries(path, ds, n_frames, shape.frame_bytes)
         if codec is None:
             first = frames.first(found[0]) if encapsulated else None
-            try:
-                codec, insert, issue = _codec(ds, first)
-            except jpeg.JpegError as exc:
-                raise InputError(
-                    f"the first frame is not a JPEG stream ({exc})", path=path
-                ) from None
+            _check_frames(path, ds, first, encapsulated)
+            codec, insert, issue = _codec(path, ds, shape, first)
         compressed += stored
         group = str(ds.get("ConcatenationUID", ds.SOPInstanceUID))
         base = frame_offsets[group]
         frame_offsets[group] += n_frames
         local_paths = _paths_of(ds) or channel_ids[:1]
-        local_planes = _planes_um(ds)
+        local_planes = _planes_um(path, ds, shape)
         local_z = len(local_planes)
         z_index = [min(range(n_z), key=lambda k, v=v: abs(image_z[k] - v)) for v in local_planes]
-        organisation = str(ds.get("DimensionOrganizationType", ""))
-        per_frame = ds.get("PerFrameFunctionalGroupsSequence")
-        if organisation == "TILED_FULL" or (not per_frame and organisation != "TILED_SPARSE"):
-            if not organisation:
+        if shape.tiled_full:
+            if not str(ds.get("DimensionOrganizationType", "")):
                 warnings.append(
                     f"{path.name}: no Dimension Organization Type; frames read as TILED_FULL"
                 )
@@ -582,8 +851,11 @@ def _level(
                     if local_paths[c_local] in channel_ids
                     else 0
                 )
-                entries[((c * n_z + z) * ny + y) * nx + x] = entry
+                key = ((c * n_z + z) * ny + y) * nx + x
+                entries[key] = entry
+                origins[key] = (str(path), i + 1)
         else:
+            per_frame = ds.get("PerFrameFunctionalGroupsSequence")
             if per_frame is None or len(per_frame) != n_frames:
                 raise MetadataError(
                     f"{where} level {li}: TILED_SPARSE without a Per-frame Functional Group "
@@ -591,9 +863,21 @@ def _level(
                     path=path,
                 )
             for i, (fg, entry) in enumerate(zip(per_frame, found, strict=True)):
-                pos = fg.PlanePositionSlideSequence[0]
-                col = int(pos.ColumnPositionInTotalImagePixelMatrix)
-                row = int(pos.RowPositionInTotalImagePixelMatrix)
+                try:
+                    pos = fg.PlanePositionSlideSequence[0]
+                    col = int(pos.ColumnPositionInTotalImagePixelMatrix)
+                    row = int(pos.RowPositionInTotalImagePixelMatrix)
+                    zv = geometry.finite(
+                        getattr(pos, "ZOffsetInSlideCoordinateSystem", 0) or 0,
+                        "Z Offset in Slide Coordinate System",
+                        path,
+                    )
+                except (AttributeError, IndexError, TypeError, ValueError):
+                    raise MetadataError(
+                        f"{where} level {li}: frame {i + 1} has no readable Plane Position "
+                        "(Slide) (Column/Row Position In Total Image Pixel Matrix)",
+                        path=path,
+                    ) from None
                 if (col - 1) % cols or (row - 1) % rows:
                     raise MetadataError(
                         f"{where} level {li}: frame {i + 1} at column {col}, row {row} is not on "
@@ -605,13 +889,14 @@ def _level(
                     raise MetadataError(
                         f"{where} level {li}: frame {i + 1} lies outside the image", path=path
                     )
-                zv = float(getattr(pos, "ZOffsetInSlideCoordinateSystem", 0) or 0)
                 z = min(range(n_z), key=lambda k, v=zv: abs(image_z[k] - v))
                 pid = local_paths[0]
                 if "OpticalPathIdentificationSequence" in fg:
                     pid = str(fg.OpticalPathIdentificationSequence[0].OpticalPathIdentifier)
                 c = channel_ids.index(pid) if pid in channel_ids else 0
-                entries[((c * n_z + z) * ny + y) * nx + x] = entry
+                key = ((c * n_z + z) * ny + y) * nx + x
+                entries[key] = entry
+                origins[key] = (str(path), i + 1)
         headers.append(
             DicomHeader(
                 image_index=image_index,
@@ -621,8 +906,9 @@ def _level(
                 json=carrier.header_json(ds),
             )
         )
-    assert codec is not None
-    missing = sum(1 for e in entries if e is None)
+    if codec is None:
+        raise MetadataError(f"{where} level {li}: no frames", path=instances[0][0])
+    missing = nx * ny * n_z * n_c - len(entries)
     blank = None
     if missing:
         blank = _blank_tile(codec, (rows, cols, spp), first_ds)
@@ -640,6 +926,7 @@ def _level(
         blank=blank,
         insert=insert,
         label=f"{where} level {li} frame",
+        origins=origins,
     )
     downsample = (size0[0] / size[0], size0[1] / size[1])
     level = Level(li, size, (cols, rows), codec, source, downsample, None, compressed, issue)

@@ -22,12 +22,13 @@ Entry = tuple[int, tuple[tuple[int, int], ...]] | RemoteFrame | None
 
 class DicomTileSource:
     """Tiles of one level, possibly spread over several instances (concatenations, one
-    instance per optical path or focal plane). ``entries`` is indexed by
-    ``((c * nz + z) * ny + y) * nx + x``; a missing tile yields ``blank``."""
+    instance per optical path or focal plane). ``entries`` maps
+    ``((c * nz + z) * ny + y) * nx + x`` to a frame (a list works too); a missing tile yields
+    ``blank``. ``origins`` maps the same index to (file, frame number) for messages."""
 
     def __init__(
         self,
-        entries: list[Entry],
+        entries: dict[int, Entry] | list[Entry],
         grid: tuple[int, int],
         planes: tuple[int, int],
         *,
@@ -37,8 +38,10 @@ class DicomTileSource:
         blank: bytes | None = None,
         insert: bytes | None = None,
         label: str = "frame",
+        origins: dict[int, tuple[str, int]] | None = None,
     ):
         self.entries = entries
+        self.origins = origins or {}
         self.nx, self.ny = grid
         self.nz, self.nc = planes
         self.compression = compression
@@ -48,11 +51,30 @@ class DicomTileSource:
         self.insert = insert  # a marker segment put after SOI (APP14 for unsignalled RGB)
         self.label = label
 
+    def _key(self, x: int, y: int, z: int, c: int) -> int:
+        return ((c * self.nz + z) * self.ny + y) * self.nx + x
+
     def _entry(self, x: int, y: int, z: int, c: int) -> Entry:
-        return self.entries[((c * self.nz + z) * self.ny + y) * self.nx + x]
+        key = self._key(x, y, z, c)
+        if isinstance(self.entries, dict):
+            return self.entries.get(key)
+        return self.entries[key]
 
     def missing(self) -> int:
-        return sum(1 for e in self.entries if e is None)
+        present = self.entries.values() if isinstance(self.entries, dict) else self.entries
+        return self.nx * self.ny * self.nz * self.nc - sum(1 for e in present if e is not None)
+
+    def _damaged(self, x: int, y: int, z: int, c: int, why: str) -> InputError:
+        """The error for a frame that cannot be decoded: which frame of which file."""
+        origin = self.origins.get(self._key(x, y, z, c))
+        if origin is None:
+            return InputError(f"{self.label} ({x}, {y}, z={z}, c={c}) cannot be decoded ({why})")
+        path, number = origin
+        return InputError(
+            f"frame {number} cannot be decoded ({why}): the file is damaged",
+            path=path,
+            hint="fetch the file again, or re-export it from its source",
+        )
 
     def encoded(self, x: int, y: int, z: int = 0, c: int = 0) -> bytes:
         entry = self._entry(x, y, z, c)
@@ -104,12 +126,30 @@ class DicomTileSource:
                 yield tuple(parts)
 
     def decoded(self, x: int, y: int, z: int = 0, c: int = 0) -> np.ndarray:
+        """The frame's pixels (rows, columns, samples); a frame that does not decode, or
+        decodes to another shape or sample type than the header says, is refused."""
         data = self.encoded(x, y, z, c)
         rows, cols, samples = self.tile_shape
         if self.compression is Compression.NONE:
             array = np.frombuffer(data, np.dtype(self.dtype).newbyteorder("<"))
+            if array.size != rows * cols * samples:
+                raise self._damaged(x, y, z, c, f"{len(data)} bytes for {rows}×{cols}×{samples}")
             return array.reshape(rows, cols, samples)
         import imagecodecs
 
-        array = imagecodecs.imread(data)
-        return array.reshape(array.shape[0], array.shape[1], -1)
+        try:
+            array = imagecodecs.imread(data)
+        except Exception as exc:  # imagecodecs raises a codec-specific error per codec
+            raise self._damaged(x, y, z, c, f"{type(exc).__name__}: {exc}") from None
+        if array.ndim == 2:
+            array = array[..., None]
+        if array.shape != (rows, cols, samples) or array.dtype != np.dtype(self.dtype):
+            raise self._damaged(
+                x,
+                y,
+                z,
+                c,
+                f"it holds {array.dtype} pixels of shape {array.shape}, the header says "
+                f"{self.dtype} of {(rows, cols, samples)}",
+            )
+        return array

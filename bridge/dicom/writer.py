@@ -76,6 +76,39 @@ class WrittenInstance:
     frames: int
 
 
+def _disagreement(dataset: pydicom.Dataset, level: Level) -> str | None:
+    """How a carried header disagrees with the pixels it would be written with, or None:
+    Samples per Pixel, Bits Allocated, Photometric Interpretation (PS3.3 C.7.6.3) and the
+    Total Pixel Matrix (C.8.12.4) must be the level's; the tile size and frame count are
+    matched by the caller."""
+    codec = level.codec
+    want = {
+        "SamplesPerPixel": codec.samples_per_pixel,
+        "BitsAllocated": 16 if codec.bits > 8 else 8,
+        "PhotometricInterpretation": _photometric_name(level),
+        "TotalPixelMatrixColumns": level.size[0],
+        "TotalPixelMatrixRows": level.size[1],
+    }
+    for keyword, value in want.items():
+        have = dataset.get(keyword)
+        if have is None and keyword.startswith("TotalPixelMatrix"):  # one frame: Rows x Columns
+            have = dataset.get("Columns" if keyword.endswith("Columns") else "Rows")
+        try:
+            same = have is not None and type(value)(have) == value
+        except (TypeError, ValueError):
+            same = False
+        if not same:
+            return f"{keyword} is {have!r}, the pixels need {value!r}"
+    try:
+        columns, rows = int(dataset.get("Columns", 0)), int(dataset.get("Rows", 0))
+        frames = int(dataset.get("NumberOfFrames", 1))
+    except (TypeError, ValueError):
+        return "Rows, Columns or Number of Frames is not a number"
+    if columns < 1 or rows < 1 or frames < 1:
+        return "Rows, Columns or Number of Frames is not positive"
+    return None
+
+
 def _photometric_name(level: Level) -> str:
     """DICOM Photometric Interpretation for the level's encoded samples (C.8.12.4.1.5).
 
@@ -240,8 +273,9 @@ class SlideWriter:
         patient = slide.patient
         # Headers carried from a DICOM source (through an OME-TIFF) fix the shared identity,
         # so instances written afresh join the same Study, Series and Frame of Reference.
-        self._headers = [carrier.dataset_from_json(h.json) for h in slide.carriers.dicom]
-        first = self._headers[0] if self._headers else Dataset()
+        self.notes: list[str] = []
+        self._headers = self._read_headers(slide)
+        first = next((h for h in self._headers if h is not None), None) or Dataset()
         specimen = first.get("SpecimenDescriptionSequence") or [Dataset()]
         self.identity = identity or Identity(
             study_uid=patient.study_uid or first.get("StudyInstanceUID") or generate_uid(),
@@ -256,7 +290,22 @@ class SlideWriter:
         self._plans: list[InstancePlan] | None = None
         self.target = target
         self.quality = quality
-        self.notes: list[str] = []
+
+    def _read_headers(self, slide: Slide) -> list[pydicom.Dataset | None]:
+        """The carried headers as datasets; a damaged one is None, with a warning (the
+        instance is then written from the standard attributes)."""
+        headers: list[pydicom.Dataset | None] = []
+        for carried in slide.carriers.dicom:
+            try:
+                headers.append(carrier.carried_header(carried.json))
+            except carrier.Damaged as exc:
+                self.notes.append(
+                    f"the carried DICOM header of image {carried.image_index} level "
+                    f"{carried.level} is damaged ({exc}); the standard attributes are used "
+                    "instead"
+                )
+                headers.append(None)
+        return headers
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -413,6 +462,8 @@ class SlideWriter:
     def _carried_value(self, image: Image, keyword: str) -> object | None:
         """An attribute of the carried source header of this image's base level, if any."""
         for carried, dataset in zip(self.slide.carriers.dicom, self._headers, strict=True):
+            if dataset is None:
+                continue
             if carried.image_index == image.source_index and carried.level == 0:
                 value = dataset.get(keyword)
                 if value:
@@ -433,7 +484,19 @@ class SlideWriter:
                 continue
             if carried.transfer_syntax != tsuid:
                 continue
-            dataset = carrier.dataset_from_json(carried.json)
+            dataset = self._headers[number]
+            if dataset is None:
+                continue
+            disagreement = _disagreement(dataset, level)
+            if disagreement:
+                self._used_headers.add(number)
+                self.notes.append(
+                    f"the carried DICOM header of image {image.source_index} level "
+                    f"{level.index} is damaged ({disagreement}); the standard attributes are "
+                    "used instead"
+                )
+                continue
+            dataset = carrier.dataset_from_json(carried.json)  # a copy of its own to change
             frames = int(dataset.get("NumberOfFrames", 1))
             if frames > 1 and dataset.get("DimensionOrganizationType") != "TILED_FULL":
                 continue

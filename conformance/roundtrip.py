@@ -107,8 +107,18 @@ def digest_dicom(instances: list[Instance], name: str) -> SlideDigest:
     for level in p.levels:
         insts = sorted(level.instances, key=lambda i: integer(i.ds, "InConcatenationNumber") or 0)
         out.levels.append(_dicom_level(insts, level.size))
-    base = p.base
-    paths = items(base.ds, "OpticalPathSequence")
+    # the optical paths of the base level, in order of first appearance: all in one instance,
+    # or one instance per path (as omedicom and the IDC store multiplexed fluorescence)
+    paths, seen = [], set()
+    base_instances = sorted(
+        p.levels[0].instances, key=lambda i: integer(i.ds, "InstanceNumber") or 0
+    )
+    for inst in base_instances:
+        for op in items(inst.ds, "OpticalPathSequence"):
+            key = text(op, "OpticalPathIdentifier")
+            if key not in seen:
+                seen.add(key)
+                paths.append(op)
     out.channels = [text(op, "OpticalPathDescription") for op in paths]
     out.icc = [bytes(raw(op, "ICCProfile") or b"") for op in paths]
     return out

@@ -126,6 +126,8 @@ def read(
             headers.append((f, ds))
         elif sop == ANN:
             annotations.append(f)
+        elif not sop and (cut := truncation(f)):  # cut before its SOP Class UID
+            raise truncated_error(f, cut)
         else:
             others.append(f"{f.name}: {_sop_name(sop)}")
     if not headers:
@@ -159,11 +161,13 @@ def read(
     frames = FileFrames()
     try:
         return _build(chosen, frames, warnings, where, annotations)
+    except InputError:
+        frames.close()
+        _refuse_truncated(chosen)
+        raise
     except (AttributeError, KeyError, TypeError, ValueError, ZeroDivisionError, IndexError) as exc:
         frames.close()
-        for f, _ in chosen:  # a header cut short explains a missing attribute best
-            if cut := truncation(f):
-                raise truncated_error(f, cut) from None
+        _refuse_truncated(chosen)
         raise InputError(
             f"the DICOM header is incomplete or inconsistent ({type(exc).__name__}: {exc})",
             path=where,
@@ -172,6 +176,14 @@ def read(
     except BaseException:
         frames.close()
         raise
+
+
+def _refuse_truncated(chosen: Sequence[tuple[Path, Dataset]]) -> None:
+    """A file cut short explains a missing or inconsistent attribute best: say that instead.
+    Looked for only once something failed (it reads each header again)."""
+    for f, _ in chosen:
+        if cut := truncation(f):
+            raise truncated_error(f, cut) from None
 
 
 def _kind(ds: Dataset) -> ImageKind:

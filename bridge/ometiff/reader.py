@@ -15,6 +15,9 @@ import dataclasses
 import itertools
 import logging
 import os
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -103,13 +106,9 @@ def read(path: str | os.PathLike[str], *, timepoint: int | None = None) -> Slide
             raise InputError(f"the TIFF structure cannot be read ({exc})", path=path) from None
         raw = RawFile(str(path))
         try:
-            if log.messages:
-                raise InputError(
-                    "the TIFF structure is damaged or truncated (" + log.messages[0] + ")",
-                    path=path,
-                    hint="the file was cut short or corrupted; fetch or export it again",
-                )
+            log.refuse_damage(path)
             slide = _read(path, tf, raw, timepoint)
+            log.refuse_damage(path)  # IFDs are parsed as they are first used
         except Exception:
             raw.close()
             tf.close()
@@ -129,6 +128,14 @@ class _TiffLog(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         self.messages.append(record.getMessage())
 
+    def refuse_damage(self, path: Path) -> None:
+        if self.messages:
+            raise InputError(
+                "the TIFF structure is damaged or truncated (" + self.messages[0] + ")",
+                path=path,
+                hint="the file was cut short or corrupted; fetch or export it again",
+            )
+
     def __enter__(self) -> _TiffLog:
         self._propagate = self._logger.propagate
         self._logger.addHandler(self)
@@ -138,6 +145,34 @@ class _TiffLog(logging.Handler):
     def __exit__(self, *exc: object) -> None:
         self._logger.removeHandler(self)
         self._logger.propagate = self._propagate
+
+
+#: What tifffile and numpy raise on IFDs and tags they cannot parse (tifffile raises its own
+#: TiffFileError for some, and lets struct, numpy and dict errors through for others).
+_PARSE_ERRORS = (
+    tifffile.TiffFileError,
+    ValueError,
+    TypeError,
+    IndexError,
+    KeyError,
+    OverflowError,
+    struct.error,
+    OSError,
+)
+
+
+@contextmanager
+def tiff_structure(path: Path, what: str) -> Iterator[None]:
+    """Parser errors while ``what`` is read from the file are damage in the file: one
+    :class:`InputError` naming the part. Only tifffile's parsing goes inside."""
+    try:
+        yield
+    except _PARSE_ERRORS as exc:
+        raise InputError(
+            f"{what} cannot be read ({type(exc).__name__}: {exc})",
+            path=path,
+            hint="the TIFF structure is damaged; export or fetch the file again",
+        ) from None
 
 
 def _read(path: Path, tf: tifffile.TiffFile, raw: RawFile, timepoint: int | None) -> Slide:
@@ -427,9 +462,11 @@ def _read_image(
     plane_pages: dict[tuple[int, int], tifffile.TiffPage] = {}
     for z in range(sizes["Z"]):
         for c in range(sizes["C"]):
-            page = tf.pages[ifds[(z, c, t)]]
-            if not isinstance(page, tifffile.TiffPage):
-                page = page.aspage()
+            ifd = ifds[(z, c, t)]
+            with tiff_structure(path, f"IFD {ifd}"):
+                page = tf.pages[ifd]
+                if not isinstance(page, tifffile.TiffPage):
+                    page = page.aspage()
             plane_pages[(z, c)] = page
     first = plane_pages[(0, 0)]
 
@@ -443,10 +480,12 @@ def _read_image(
             "(tifffile.tiffcomment) or re-export the file",
         )
     ome_dtype = _ome_dtype(pixels.type, path)
-    if first.dtype is not None and np.dtype(first.dtype) != ome_dtype:
+    with tiff_structure(path, f"IFD {first.index}"):
+        page_dtype = first.dtype
+    if page_dtype is not None and np.dtype(page_dtype) != ome_dtype:
         raise MetadataError(
             f"{where}: the OME-XML says pixel type {pixels.type} but IFD {first.index} "
-            f"holds {np.dtype(first.dtype).name}",
+            f"holds {np.dtype(page_dtype).name}",
             path=path,
             hint="the OME-XML disagrees with the TIFF structure",
         )
@@ -458,7 +497,8 @@ def _read_image(
         )
 
     level_pages: list[dict[tuple[int, int], tifffile.TiffPage]] = [plane_pages]
-    subs = {key: _sub_pages(tf, page) for key, page in plane_pages.items()}
+    with tiff_structure(path, f"the SubIFDs of IFD {first.index}"):
+        subs = {key: _sub_pages(tf, page) for key, page in plane_pages.items()}
     counts = {len(v) for v in subs.values()}
     if len(counts) != 1:
         raise MetadataError(f"{where}: planes have different numbers of SubIFD levels", path=path)
@@ -572,15 +612,63 @@ def _enum_name(enum: Any, value: int) -> str:
         return str(value)
 
 
+def _check_layout(path: Path, raw: RawFile, page: tifffile.TiffPage, what: str) -> None:
+    """Refuse a page whose tags cannot describe its own data (TIFF 6.0 sections 3, 15).
+
+    Everything later computed from the tags (tile grids, decoded tile buffers, byte ranges) is
+    bounded here by what the file holds: the image and its tiles have a size, a tile is not
+    larger than the image it tiles (rounded up to the 16-pixel multiple the specification asks
+    for, with room for the 512-pixel tiles writers use on small images), and there is exactly
+    one offset and one byte count per tile or strip, each within the file.
+    """
+
+    def refuse(problem: str) -> InputError:
+        return InputError(
+            f"{what}: {problem}",
+            path=path,
+            hint="the TIFF tags are damaged; export or fetch the file again",
+        )
+
+    width, height = page.imagewidth, page.imagelength
+    if width < 1 or height < 1:
+        raise refuse(f"ImageWidth × ImageLength is {width}×{height}")
+    spp = page.samplesperpixel
+    if spp < 1:
+        raise refuse(f"SamplesPerPixel is {spp}")
+    planes = spp if page.planarconfig == 2 else 1
+    if page.is_tiled:
+        tw, th = page.tilewidth, page.tilelength
+        for name, tile, size in (("TileWidth", tw, width), ("TileLength", th, height)):
+            if tile < 1 or tile > max(512, -(-size // 16) * 16):
+                raise refuse(f"{name} is {tile} for an image of {size} pixels")
+        segments = -(-width // tw) * -(-height // th) * planes * max(1, page.imagedepth)
+        kind = "tile"
+    else:
+        rps = min(page.rowsperstrip or height, height)
+        if rps < 1:
+            raise refuse(f"RowsPerStrip is {page.rowsperstrip}")
+        segments = -(-height // rps) * planes
+        kind = "strip"
+    offsets, counts = page.dataoffsets, page.databytecounts
+    if len(offsets) != segments or len(counts) != segments:
+        raise refuse(
+            f"the tags list {len(offsets)} {kind} offsets and {len(counts)} byte counts; "
+            f"{width}×{height} pixels in {kind}s as the tags say need {segments}"
+        )
+
+
 def _check_counts(path: Path, raw: RawFile, page: tifffile.TiffPage, what: str) -> str | None:
-    """Refuse tile data past the end of the file; report missing (empty) tiles as an issue."""
-    offsets = np.asarray(page.dataoffsets, dtype=np.int64)
-    counts = np.asarray(page.databytecounts, dtype=np.int64)
-    if offsets.size and int((offsets + counts).max()) > raw.size:
-        bad = int(np.argmax(offsets + counts > raw.size))
+    """Refuse tile data past the end of the file; report missing (empty) tiles as an issue.
+    Called after :func:`_check_layout`, so offsets and counts pair up."""
+    offsets = np.asarray(page.dataoffsets, dtype=np.uint64)
+    counts = np.asarray(page.databytecounts, dtype=np.uint64)
+    # each is checked alone first: their sum could not overflow then
+    ends = np.minimum(offsets, raw.size + 1) + np.minimum(counts, raw.size + 1)
+    if offsets.size and int(ends.max()) > raw.size:
+        bad = int(np.argmax(ends > raw.size))
         raise InputError(
             f"{what} is truncated: tile {bad} needs bytes up to offset "
-            f"{int(offsets[bad] + counts[bad])}, the file has {raw.size}",
+            f"{int(offsets[bad]) + int(counts[bad])}, the file has {raw.size}",
             path=path,
             hint="the file was cut short (an interrupted copy or download?); fetch it again",
         )
@@ -671,6 +759,7 @@ def _read_level(
     for key, other in pages.items():
         if (other.imagewidth, other.imagelength) != size or other.compression != page.compression:
             raise MetadataError(f"{what}: plane {key} differs in size or codec", path=path)
+        _check_layout(path, raw, other, f"{what} plane {key}")
         issue = _check_counts(path, raw, other, f"{what} plane {key}") or issue
     downsample = (size0[0] / size[0], size0[1] / size[1])
     compression = _COMPRESSION.get(int(page.compression), Compression.OTHER)

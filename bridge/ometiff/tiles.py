@@ -10,14 +10,32 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..codecs.jpeg import insert_after_soi, merge_tables
-from ..errors import InputError
+from ..errors import BridgeError, InputError
 from ..model import FileRange, Frame
+
+
+@contextmanager
+def decode_errors(what: str, path: str) -> Iterator[None]:
+    """Whatever a codec raises on the stored bytes of one tile (imagecodecs' LZW, Deflate,
+    JPEG, JPEG-LS ... errors, tifffile's and numpy's on a wrong size) is damage in the input:
+    one :class:`InputError` that names the tile."""
+    try:
+        yield
+    except (BridgeError, MemoryError):
+        raise
+    except Exception as exc:
+        raise InputError(
+            f"{what} cannot be decoded ({type(exc).__name__}: {exc}): the file is damaged",
+            path=path,
+            hint="the tile's compressed bytes are corrupt; fetch or export the file again",
+        ) from None
 
 
 class RawFile:
@@ -117,7 +135,9 @@ class TiffTileSource:
             return array.reshape(rows, cols, samples)
         import imagecodecs
 
-        array = imagecodecs.imread(self.encoded(x, y, z, c))
+        what = f"{self.label} ({x}, {y})"
+        with decode_errors(what, self.raw.path):
+            array = imagecodecs.imread(self.encoded(x, y, z, c))
         return array.reshape(array.shape[0], array.shape[1], -1)
 
     def frame_parts(self, keys: Iterable[tuple[int, int, int, int]]) -> Iterator[Frame]:
@@ -261,17 +281,30 @@ class DecodingSource:
             return self.cache[key]
         page = self.pages[(z, c)]
         offset, count = page.dataoffsets[index], page.databytecounts[index]
-        data = self.raw.read(offset, count, f"{self.label} segment {index}")
-        if int(page.compression) == 7:
-            # JPEG straight through libjpeg-turbo: a single-component stream per colour plane
-            # (Bio-Formats writes RGB this way, with a YCbCr Photometric tag tifffile refuses)
-            import imagecodecs
+        what = f"{self.label} segment {index}"
+        data = self.raw.read(offset, count, what)
+        with decode_errors(what, self.raw.path):
+            if int(page.compression) == 7:
+                # JPEG straight through libjpeg-turbo: a single-component stream per colour
+                # plane (Bio-Formats writes RGB this way, with a YCbCr Photometric tag tifffile
+                # refuses)
+                import imagecodecs
 
-            decoded = imagecodecs.jpeg8_decode(merge_tables(data, page.jpegtables))
-            array = decoded.reshape(decoded.shape[0], decoded.shape[1], -1)
-        else:
-            segment, _, shape = page.decode(data, index, jpegtables=page.jpegtables)
-            array = np.asarray(segment).reshape(shape[1], shape[2], shape[3])  # rows, cols, s
+                decoded = imagecodecs.jpeg8_decode(merge_tables(data, page.jpegtables))
+                array = decoded.reshape(decoded.shape[0], decoded.shape[1], -1)
+            else:
+                segment, _, shape = page.decode(data, index, jpegtables=page.jpegtables)
+                if segment is None:
+                    raise ValueError("no data")
+                array = np.asarray(segment).reshape(shape[1], shape[2], shape[3])  # rows, cols
+        samples = 1 if self.separate else self.samples
+        if array.shape[:2] < (self.seg_h, self.seg_w) or array.shape[2] != samples:
+            raise InputError(
+                f"{what} decodes to {array.shape[1]}×{array.shape[0]} with {array.shape[2]} "
+                f"sample(s), the TIFF tags say {self.seg_w}×{self.seg_h} with {samples}: the "
+                "file is damaged",
+                path=self.raw.path,
+            )
         self.cache[key] = array
         if len(self.cache) > self.cache_size:
             self.cache.popitem(last=False)

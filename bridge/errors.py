@@ -22,6 +22,14 @@ class BridgeError(Exception):
         text = f"{self.path}: {message}" if self.path else message
         super().__init__(text)
 
+    def at(self, path: str | Path) -> BridgeError:
+        """This error, naming ``path`` if it names no file yet (raised deep in a reader that
+        does not know which file it reads)."""
+        if self.path is None:
+            self.path = str(path)
+            self.args = (f"{self.path}: {self.message}",)
+        return self
+
     def describe(self) -> str:
         """The message as the CLI prints it: problem, then what to do."""
         text = str(self)

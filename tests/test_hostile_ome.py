@@ -135,3 +135,20 @@ def test_a_colour_and_a_wavelength_that_are_not_numbers_are_dropped(tmp_path: Pa
     path = ds.OpticalPathSequence[0]
     assert "PaletteColorLookupTableSequence" not in path
     assert float(path.ImagePathFilterPassThroughWavelength) == 520
+
+
+def test_ome_xml_that_is_not_utf8_is_repaired_and_said(tmp_path: Path) -> None:
+    """tifffile reads such a description as another code page ("µm" became "Âµm", refused as
+    no length unit, and names changed silently); the stored bytes are decoded as UTF-8, the
+    bad ones replaced, and the conversion says so."""
+    src = _rgb(tmp_path)
+    with tifffile.TiffFile(src) as tf:
+        xml = tf.ome_metadata.encode()
+    assert "µm".encode() in xml
+    tifffile.tiffcomment(src, xml.replace(b'Name="rgb.ome"', b'Name="rg\xff\xfeb"'))
+    out, stderr = _converted(src, tmp_path)
+    assert "not valid UTF-8" in stderr and "replaced by U+FFFD" in stderr
+    ds = pydicom.dcmread(out / "level0.dcm", stop_before_pixels=True)
+    spacing = ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing
+    assert [float(v) for v in spacing] == [0.0005, 0.0005]
+    assert str(ds.PhotometricInterpretation) == "YBR_FULL_422"

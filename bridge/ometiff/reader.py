@@ -26,7 +26,7 @@ import tifffile
 
 from .. import tables
 from ..codecs import jpeg, jpeg2000
-from ..errors import InputError, MetadataError, UnsupportedError
+from ..errors import BridgeError, InputError, MetadataError, UnsupportedError
 from ..model import (
     Carriers,
     Channel,
@@ -102,13 +102,21 @@ def read(path: str | os.PathLike[str], *, timepoint: int | None = None) -> Slide
                 path=path,
                 hint="omedicom convert reads OME-TIFF (.ome.tif/.ome.tiff) files",
             ) from None
-        except (OSError, ValueError, IndexError, KeyError) as exc:
-            raise InputError(f"the TIFF structure cannot be read ({exc})", path=path) from None
+        except _PARSE_ERRORS as exc:
+            raise InputError(
+                f"the TIFF structure cannot be read ({type(exc).__name__}: {exc})",
+                path=path,
+                hint="the TIFF structure is damaged; export or fetch the file again",
+            ) from None
         raw = RawFile(str(path))
         try:
             log.refuse_damage(path)
             slide = _read(path, tf, raw, timepoint)
             log.refuse_damage(path)  # IFDs are parsed as they are first used
+        except BridgeError as exc:
+            raw.close()
+            tf.close()
+            raise exc.at(path) from None
         except Exception:
             raw.close()
             tf.close()
@@ -184,6 +192,9 @@ def _read(path: Path, tf: tifffile.TiffFile, raw: RawFile, timepoint: int | None
             hint="write the file with OME metadata (Bio-Formats bfconvert, QuPath, tifffile "
             "ome=True), or add it with tifffile.tiffcomment",
         )
+    warnings: list[str] = []
+    if not xml.isascii():
+        xml = _utf8_description(tf.pages.first, raw, xml, warnings)
     split = None
     if "ROI" in xml:  # cheap test first: most slides have none
         from ..annotations.section import split_rois
@@ -191,7 +202,7 @@ def _read(path: Path, tf: tifffile.TiffFile, raw: RawFile, timepoint: int | None
         split = split_rois(xml)  # the metadata is read without the (maybe huge) ROI part
     ome = parse_ome_xml(split.head if split is not None else xml, path)
     images = []
-    warnings: list[str] = list(ome.warnings)
+    warnings.extend(ome.warnings)
     for index, ome_image in enumerate(ome.images):
         image = _read_image(path, tf, raw, ome, ome_image, index, warnings, timepoint)
         if image is not None:
@@ -225,6 +236,28 @@ def _read(path: Path, tf: tifffile.TiffFile, raw: RawFile, timepoint: int | None
         warnings=tuple(warnings),
         close=raw.close,
     )
+
+
+def _utf8_description(page: tifffile.TiffPage, raw: RawFile, text: str, notes: list[str]) -> str:
+    """The OME-XML as UTF-8, which the OME-TIFF specification requires of it.
+
+    tifffile decodes an ImageDescription that is not valid UTF-8 as another code page, so a
+    "µm" unit would read as "Âµm" and a name would change its letters without a word. The
+    stored bytes are decoded again here; bytes that are not UTF-8 become U+FFFD, and the
+    conversion says so."""
+    tag = page.tags.get(270)
+    if tag is None:
+        return text
+    data = raw.read(tag.valueoffset, tag.count, "the ImageDescription").rstrip(b"\0")
+    try:
+        return data.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        bad = data[exc.start : exc.start + 4]
+        notes.append(
+            f"the OME-XML is not valid UTF-8 (bytes {bad!r} at offset {exc.start}); the "
+            "undecodable bytes were replaced by U+FFFD"
+        )
+        return data.decode("utf-8", "replace").strip()
 
 
 def _dicom_headers(ome: omexml.Ome) -> tuple[DicomHeader, ...]:

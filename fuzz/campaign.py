@@ -37,8 +37,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import mutators  # noqa: E402
-from seeds import Seed, make_seeds, omedicom_exe  # noqa: E402
+import mutators
+from seeds import Seed, make_seeds, omedicom_exe
 
 TIMEOUT_S = 60.0
 MEM_BYTES = 3 * 2**30
@@ -66,7 +66,9 @@ def _limits(mem: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def _exec(argv: list[bytes], cwd: Path, timeout: float, mem: int) -> tuple[int | None, bytes, bytes, float]:
+def _exec(
+    argv: list[bytes], cwd: Path, timeout: float, mem: int
+) -> tuple[int | None, bytes, bytes, float]:
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     start = time.monotonic()
     proc = subprocess.Popen(
@@ -151,11 +153,7 @@ def _suite_crashes(stdout: bytes) -> list[str]:
         report = json.loads(stdout)
     except ValueError:
         return []
-    return [
-        f["message"]
-        for f in report.get("findings", [])
-        if f.get("id") == "SUITE-check-failed"
-    ]
+    return [f["message"] for f in report.get("findings", []) if f.get("id") == "SUITE-check-failed"]
 
 
 def _error_lines(err: str) -> int:
@@ -182,7 +180,7 @@ def _opens(path: Path, kind: str) -> str | None:
             for f in files:
                 ds = pydicom.dcmread(f)
                 _ = ds.PixelData if "PixelData" in ds else None
-    except Exception as exc:  # noqa: BLE001 - any failure to open is the finding
+    except Exception as exc:
         return f"{type(exc).__name__}: {exc}"[:300]
     return None
 
@@ -235,7 +233,9 @@ def run_mutant(ctx: Context, seed: Seed, mutator: str, rng_seed: int, work: Path
         suffix = b".ome.tiff" if target_kind == "ome-tiff" else b""
         dst = os.path.join(os.fsencode(parent), mutant.out_name + suffix)
     else:
-        dst = os.path.join(os.fsencode(parent), b"out.ome.tiff" if target_kind == "ome-tiff" else b"out")
+        dst = os.path.join(
+            os.fsencode(parent), b"out.ome.tiff" if target_kind == "ome-tiff" else b"out"
+        )
     commands.append(("convert", [b"convert", src, dst, b"-q"]))
     converted = False
     check_verdict = None
@@ -243,8 +243,15 @@ def run_mutant(ctx: Context, seed: Seed, mutator: str, rng_seed: int, work: Path
         before = _tree(work)
         rc, out, err_b, secs = _exec([exe, *args], work, ctx.timeout, ctx.mem)
         err = err_b.decode("utf-8", "replace")
-        run = Run(cmd, [a.decode("utf-8", "replace") for a in args], rc, round(secs, 3),
-                  _categorise(cmd, rc, err), err[-800:], _error_lines(err))  # fmt: skip
+        run = Run(
+            cmd,
+            [a.decode("utf-8", "replace") for a in args],
+            rc,
+            round(secs, 3),
+            _categorise(cmd, rc, err),
+            err[-800:],
+            _error_lines(err),
+        )
         after = _tree(work)
         new = after - before
         rel_dst = os.path.relpath(dst, os.fsencode(work))
@@ -273,8 +280,15 @@ def run_mutant(ctx: Context, seed: Seed, mutator: str, rng_seed: int, work: Path
         path = Path(os.fsdecode(dst))
         rc, out, err_b, secs = _exec([exe, b"check", b"--json", dst], work, ctx.timeout, ctx.mem)
         err = err_b.decode("utf-8", "replace")
-        run = Run("check-output", ["check", "--json", "OUT"], rc, round(secs, 3),
-                  _categorise("check-output", rc, err), err[-800:], _error_lines(err))  # fmt: skip
+        run = Run(
+            "check-output",
+            ["check", "--json", "OUT"],
+            rc,
+            round(secs, 3),
+            _categorise("check-output", rc, err),
+            err[-800:],
+            _error_lines(err),
+        )
         run.suite_crashes = _suite_crashes(out)
         if rc == 1:
             try:
@@ -317,9 +331,15 @@ def _task(item: tuple[int, int]) -> dict[str, Any]:
     chosen, mutator, rng_seed = _pick(_CTX, index, seed)
     try:
         record = run_mutant(_CTX, chosen, mutator, rng_seed, _CTX.root / f"m{index:05d}")
-    except Exception as exc:  # noqa: BLE001 - a harness failure must not stop the campaign
-        record = {"seed": chosen.name, "mutator": mutator, "rng_seed": rng_seed, "params": {},
-                  "runs": [], "harness_error": f"{type(exc).__name__}: {exc}"}  # fmt: skip
+    except Exception as exc:
+        record = {
+            "seed": chosen.name,
+            "mutator": mutator,
+            "rng_seed": rng_seed,
+            "params": {},
+            "runs": [],
+            "harness_error": f"{type(exc).__name__}: {exc}",
+        }
     record["index"] = index
     return record
 
@@ -331,19 +351,30 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     classes: dict[str, dict[str, Any]] = {}
 
     def add_class(key: str, category: str, rec: dict, run: dict | None, tail: str = "") -> None:
-        c = classes.setdefault(key, {"class": key, "category": category, "count": 0,
-                                     "mutators": Counter(), "example": None,
-                                     "traceback_tail": tail})  # fmt: skip
+        c = classes.setdefault(
+            key,
+            {
+                "class": key,
+                "category": category,
+                "count": 0,
+                "mutators": Counter(),
+                "example": None,
+                "traceback_tail": tail,
+            },
+        )
         c["count"] += 1
         c["mutators"][rec["mutator"]] += 1
         if c["example"] is None:
             c["example"] = {
-                "seed": rec["seed"], "mutator": rec["mutator"], "rng_seed": rec["rng_seed"],
-                "params": rec["params"], "command": run["argv"] if run else None,
+                "seed": rec["seed"],
+                "mutator": rec["mutator"],
+                "rng_seed": rec["rng_seed"],
+                "params": rec["params"],
+                "command": run["argv"] if run else None,
                 "stderr": run["stderr_tail"][-400:] if run else None,
                 "replay": f"python fuzz/campaign.py --replay '{rec['seed']}' {rec['mutator']} "
                 f"{rec['rng_seed']} --keep /tmp/replay",
-            }  # fmt: skip
+            }
 
     counts["mutants"] = len(records)
     for rec in records:
@@ -366,11 +397,15 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
                 pat = re.sub(r"[0-9a-z_]{8}\.partial", "XXXXXXXX.partial", run["leftovers"][0])
                 add_class(f"leftover @ {run['cmd']}: {pat[-80:]}", "leftover", rec, run)
             # check reports unreadable input inside its report (INPUT-unreadable), not on stderr
-            if cat.startswith("refused") and run["cmd"] in ("info", "convert") \
-                    and run["error_lines"] != 1:
+            if (
+                cat.startswith("refused")
+                and run["cmd"] in ("info", "convert")
+                and run["error_lines"] != 1
+            ):
                 counts["messages without exactly one error line"] += 1
-                add_class(f"message: {run['error_lines']} error lines @ {run['cmd']}",
-                          "message", rec, run)  # fmt: skip
+                add_class(
+                    f"message: {run['error_lines']} error lines @ {run['cmd']}", "message", rec, run
+                )
             for crash in run["suite_crashes"]:
                 counts["check suite crashes"] += 1
                 what = re.sub(r"\d+", "N", crash.split(":")[0] + ":" + crash.split(":")[1])
@@ -385,19 +420,30 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
                 which = "input flagged by check" if flagged else "input passed check"
                 counts[f"outputs check rejects ({which})"] += 1
                 run = rec["runs"][-1]
-                add_class(f"output-rejected ({which}): {run['stderr_tail'][:100]}",
-                          "output-rejected", rec, run)  # fmt: skip
+                add_class(
+                    f"output-rejected ({which}): {run['stderr_tail'][:100]}",
+                    "output-rejected",
+                    rec,
+                    run,
+                )
             if rec["output_opens"]:
                 counts["outputs that do not open"] += 1
-                add_class(f"output-unopenable: {rec['output_opens'][:80]}", "output-unopenable",
-                          rec, rec["runs"][-1])  # fmt: skip
+                add_class(
+                    f"output-unopenable: {rec['output_opens'][:80]}",
+                    "output-unopenable",
+                    rec,
+                    rec["runs"][-1],
+                )
     for key in ("internal", "hang", "memory", "leftovers"):
         counts.setdefault(key, 0)
     for c in classes.values():
         c["mutators"] = dict(c["mutators"])
     ordered = sorted(classes.values(), key=lambda c: (-c["count"], c["class"]))
-    return {"counts": dict(counts), "exit_codes": {k: dict(v) for k, v in exits.items()},
-            "classes": ordered}  # fmt: skip
+    return {
+        "counts": dict(counts),
+        "exit_codes": {k: dict(v) for k, v in exits.items()},
+        "classes": ordered,
+    }
 
 
 def print_summary(summary: dict[str, Any], elapsed: float, file=sys.stdout) -> None:
@@ -407,8 +453,11 @@ def print_summary(summary: dict[str, Any], elapsed: float, file=sys.stdout) -> N
     for key, value in c.items():
         print(f"{key:<52} {value:>7}", file=file)
     print(f"{'wall time (s)':<52} {elapsed:>7.0f}", file=file)
-    print("\nexit codes: " + "; ".join(f"{k} {dict(sorted(v.items()))}"
-                                       for k, v in summary["exit_codes"].items()), file=file)  # fmt: skip
+    print(
+        "\nexit codes: "
+        + "; ".join(f"{k} {dict(sorted(v.items()))}" for k, v in summary["exit_codes"].items()),
+        file=file,
+    )
     print(f"\n{len(summary['classes'])} classes:", file=file)
     for cl in summary["classes"]:
         print(f"{cl['count']:>5}  [{cl['category']}] {cl['class']}", file=file)
@@ -420,9 +469,16 @@ def prepare(seeds_dir: Path | None, corpus: bool) -> tuple[list[Seed], Path]:
 
 
 def campaign(
-    mutants: int, seed: int, jobs: int, *, seeds_dir: Path | None = None, corpus: bool = True,
-    timeout: float = TIMEOUT_S, mem: int = MEM_BYTES, progress: bool = False,
-) -> tuple[list[dict[str, Any]], dict[str, Any], float]:  # fmt: skip
+    mutants: int,
+    seed: int,
+    jobs: int,
+    *,
+    seeds_dir: Path | None = None,
+    corpus: bool = True,
+    timeout: float = TIMEOUT_S,
+    mem: int = MEM_BYTES,
+    progress: bool = False,
+) -> tuple[list[dict[str, Any]], dict[str, Any], float]:
     """Run ``mutants`` mutants; returns (records, summary, wall seconds)."""
     start = time.monotonic()
     seeds, _ = prepare(seeds_dir, corpus)
@@ -435,15 +491,21 @@ def campaign(
                 records.append(rec)
                 if progress and (n % 50 == 0 or n == mutants):
                     bad = sum(1 for r in records for x in r["runs"] if x["category"] in FAILURES)
-                    print(f"  {n}/{mutants} mutants, {bad} failing runs, "
-                          f"{time.monotonic() - start:.0f} s", file=sys.stderr, flush=True)  # fmt: skip
+                    print(
+                        f"  {n}/{mutants} mutants, {bad} failing runs, "
+                        f"{time.monotonic() - start:.0f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return records, summarise(records), time.monotonic() - start
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--mutants", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0, help="campaign seed (mutant i is made from it)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
@@ -467,13 +529,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mutant kept in {work}/m", file=sys.stderr)
         return 0
     records, summary, elapsed = campaign(
-        args.mutants, args.seed, args.jobs, seeds_dir=args.seeds_dir,
-        corpus=not args.no_corpus, timeout=args.timeout, mem=mem, progress=True,
-    )  # fmt: skip
+        args.mutants,
+        args.seed,
+        args.jobs,
+        seeds_dir=args.seeds_dir,
+        corpus=not args.no_corpus,
+        timeout=args.timeout,
+        mem=mem,
+        progress=True,
+    )
     report = {
-        "config": {"mutants": args.mutants, "seed": args.seed, "jobs": args.jobs,
-                   "timeout_s": args.timeout, "mem_gib": args.mem_gib,
-                   "corpus": not args.no_corpus},  # fmt: skip
+        "config": {
+            "mutants": args.mutants,
+            "seed": args.seed,
+            "jobs": args.jobs,
+            "timeout_s": args.timeout,
+            "mem_gib": args.mem_gib,
+            "corpus": not args.no_corpus,
+        },
         "elapsed_s": round(elapsed, 1),
         **summary,
         "mutants": records,

@@ -25,11 +25,51 @@ import tiffstruct
 from seeds import Seed
 
 HOSTILE_INTS = [0, 1, 65535, 2**31, 2**32 - 1]
-HOSTILE_TEXT = ["", "abc", "-inf", "inf", "nan", "NaN", "0x10", "-1", "1e309",
-                "99999999999999999999999999", "2147483648", "4294967296", "0", "-0", " 1 "]  # fmt: skip
+HOSTILE_TEXT = [
+    "",
+    "abc",
+    "-inf",
+    "inf",
+    "nan",
+    "NaN",
+    "0x10",
+    "-1",
+    "1e309",
+    "99999999999999999999999999",
+    "2147483648",
+    "4294967296",
+    "0",
+    "-0",
+    " 1 ",
+]
 #: tags worth aiming at: size, layout, compression and data location (TIFF 6.0, TN1, OME-TIFF)
-INTERESTING_TAGS = [254, 256, 257, 258, 259, 262, 270, 273, 277, 278, 279, 284, 317, 320, 322,
-                    323, 324, 325, 330, 338, 339, 347, 530, 532, 34675]  # fmt: skip
+INTERESTING_TAGS = [
+    254,
+    256,
+    257,
+    258,
+    259,
+    262,
+    270,
+    273,
+    277,
+    278,
+    279,
+    284,
+    317,
+    320,
+    322,
+    323,
+    324,
+    325,
+    330,
+    338,
+    339,
+    347,
+    530,
+    532,
+    34675,
+]
 
 TIFF_MUTATORS = ["bitflip", "truncate", "tiff-tag", "tiff-ifd", "ome-xml", "output-name"]
 DICOM_MUTATORS = ["bitflip", "truncate", "dicom-attr", "dicom-ts", "dicom-carrier", "output-name"]
@@ -78,7 +118,8 @@ def make(seed: Seed, mutator: str, rng_seed: int, workdir: Path) -> Mutant:
 
 
 def bitflip(data: bytes, rng: random.Random, params: dict) -> bytes:
-    """Flip 1-32 bits; half the time inside the first 4 KiB (headers, IFDs, DICOM meta)."""
+    """Flip 1-32 bits; half the time inside the first 4 KiB (headers, IFDs, DICOM meta).
+    (Also the fallback of the structured mutators when the seed cannot be parsed.)"""
     out = bytearray(data)
     n = rng.choice([1, 1, 2, 4, 8, 32])
     head = rng.random() < 0.5
@@ -184,13 +225,28 @@ def tiff_ifd(data: bytes, rng: random.Random, params: dict) -> bytes:
     out = bytearray(data)
     o = layout.order
     ifd = rng.choice(layout.ifds)
-    op = rng.choice(["next-self", "next-first", "next-past-eof", "next-odd", "entry-count",
-                     "swap", "duplicate", "subifd-loop", "first-past-eof"])  # fmt: skip
+    op = rng.choice(
+        [
+            "next-self",
+            "next-first",
+            "next-past-eof",
+            "next-odd",
+            "entry-count",
+            "swap",
+            "duplicate",
+            "subifd-loop",
+            "first-past-eof",
+        ]
+    )
     params.update(ifd=ifd.name, op=op)
     first = layout.ifds[0].pos
     if op.startswith("next"):
-        target = {"next-self": ifd.pos, "next-first": first,
-                  "next-past-eof": len(data) + 16, "next-odd": rng.randrange(8, len(data))}[op]  # fmt: skip
+        target = {
+            "next-self": ifd.pos,
+            "next-first": first,
+            "next-past-eof": len(data) + 16,
+            "next-odd": rng.randrange(8, len(data)),
+        }[op]
         struct.pack_into(o + layout.off_fmt, out, ifd.next_pos, min(target, 2**32 - 1))
     elif op == "first-past-eof":
         struct.pack_into(o + layout.off_fmt, out, 8 if layout.big else 4, len(data) + 8)
@@ -261,8 +317,22 @@ def _element_span(xml: str, m: re.Match[str]) -> tuple[int, int]:
 def mutate_xml(xml: bytes, rng: random.Random, params: dict) -> bytes:
     """One hostile change to an OME-XML document (text level, so it stays close to valid)."""
     text = xml.decode("utf-8", "replace")
-    op = rng.choice(["attr", "attr", "attr", "dimension-order", "remove", "duplicate",
-                     "invalid-utf8", "xxe", "xxe-general", "laughs", "cut", "namespace"])  # fmt: skip
+    op = rng.choice(
+        [
+            "attr",
+            "attr",
+            "attr",
+            "dimension-order",
+            "remove",
+            "duplicate",
+            "invalid-utf8",
+            "xxe",
+            "xxe-general",
+            "laughs",
+            "cut",
+            "namespace",
+        ]
+    )
     params["xml_op"] = op
     body = re.search(r"<OME[\s>]", text)
     head_end = body.start() if body else 0
@@ -301,17 +371,24 @@ def mutate_xml(xml: bytes, rng: random.Random, params: dict) -> bytes:
             if "<Description>" in text:
                 text = text.replace("<Description>", "<Description>" + ref, 1)
             else:
-                text = re.sub(r"(<Image\b[^>]*?)(/?)>", rf"\1\2><Description>{ref}</Description>"
-                              if False else rf"\1>\n<Description>{ref}</Description>", text, 1)  # fmt: skip
+                text = re.sub(
+                    r"(<Image\b[^>]*?)>", rf"\1><Description>{ref}</Description>", text, count=1
+                )
     elif op == "cut":
         at = rng.randrange(head_end, max(head_end + 1, len(text)))
         params["at"] = at
         text = text[:at]
     else:
-        ns = rng.choice(["http://www.openmicroscopy.org/Schemas/OME/2010-06",
-                         "http://example.com/not-ome", "", "urn:x"])  # fmt: skip
+        ns = rng.choice(
+            [
+                "http://www.openmicroscopy.org/Schemas/OME/2010-06",
+                "http://example.com/not-ome",
+                "",
+                "urn:x",
+            ]
+        )
         params["namespace"] = ns
-        text = re.sub(r'(<OME\b[^>]*?\sxmlns=")[^"]*"', rf'\g<1>{ns}"', text, 1)
+        text = re.sub(r'(<OME\b[^>]*?\sxmlns=")[^"]*"', rf'\g<1>{ns}"', text, count=1)
     return text.encode("utf-8")
 
 
@@ -367,8 +444,20 @@ def dicom_attr(data: bytes, rng: random.Random, params: dict) -> bytes:
         ds = _read(data)
     except Exception:
         return bitflip(data, rng, params)
-    op = rng.choice(["rows-cols", "matrix", "focal-planes", "frames", "spacing",
-                     "remove-seq", "empty-seq", "bits", "photometric", "random-number"])  # fmt: skip
+    op = rng.choice(
+        [
+            "rows-cols",
+            "matrix",
+            "focal-planes",
+            "frames",
+            "spacing",
+            "remove-seq",
+            "empty-seq",
+            "bits",
+            "photometric",
+            "random-number",
+        ]
+    )
     params["op"] = op
     if op == "rows-cols":
         name = rng.choice(["Rows", "Columns", "SamplesPerPixel"])
@@ -390,8 +479,17 @@ def dicom_attr(data: bytes, rng: random.Random, params: dict) -> bytes:
         ds.NumberOfFrames = value
         params["value"] = value
     elif op == "spacing":
-        value = rng.choice([["-0.5", "0.5"], ["nan", "nan"], ["0", "0"], ["inf", "1"],
-                            ["abc", "1"], ["0.5"], ["1e309", "1e309"]])  # fmt: skip
+        value = rng.choice(
+            [
+                ["-0.5", "0.5"],
+                ["nan", "nan"],
+                ["0", "0"],
+                ["inf", "1"],
+                ["", "1"],
+                ["0.5"],
+                ["1e309", "1e309"],
+            ]
+        )
         item = _seq_item(ds, "SharedFunctionalGroupsSequence", "PixelMeasuresSequence")
         where = item if item is not None else ds
         from pydicom.dataelem import DataElement
@@ -424,15 +522,22 @@ def dicom_attr(data: bytes, rng: random.Random, params: dict) -> bytes:
         ds.PhotometricInterpretation = value
         params["value"] = value
     else:
-        numbers = [e for e in ds if e.VR in ("US", "UL", "IS", "DS", "FD", "FL", "SS", "SL")
-                   and e.tag.group != 0x0002 and e.keyword]  # fmt: skip
+        numbers = [
+            e
+            for e in ds
+            if e.VR in ("US", "UL", "IS", "DS", "FD", "FL", "SS", "SL")
+            and e.tag.group != 0x0002
+            and e.keyword
+        ]
         if numbers:
             e = rng.choice(numbers)
             from pydicom.dataelem import DataElement
 
             if e.VR in ("IS", "DS"):  # values pydicom can still encode in these VRs
-                value = rng.choice(["", "-1", "0", "2147483648", "99999999999"]
-                                   + (["nan", "-inf", "1e309", "-0"] if e.VR == "DS" else []))
+                value = rng.choice(
+                    ["", "-1", "0", "2147483648", "99999999999"]
+                    + (["nan", "-inf", "1e309", "-0"] if e.VR == "DS" else [])
+                )
                 ds[e.tag] = DataElement(e.tag, e.VR, value)
             else:
                 limit = {"US": 65535, "SS": 32767}.get(e.VR, 2**31 - 1)
@@ -497,14 +602,13 @@ def dicom_carrier(data: bytes, rng: random.Random, params: dict) -> bytes:
     block = creator.tag.element << 8
     xml_tag = (0x0077 << 16) | block | 0x10
     json_tag = (0x0077 << 16) | block | 0x11
-    op = rng.choice(["xml", "xml", "xml", "json", "json", "creator", "remove-xml",
-                     "xml-bytes"])  # fmt: skip
+    op = rng.choice(["xml", "xml", "xml", "json", "json", "creator", "remove-xml", "xml-bytes"])
     params["op"] = op
     if op == "xml" and xml_tag in ds:
         value = ds[xml_tag].value
         raw = value if isinstance(value, bytes) else str(value).encode("utf-8")
         ds[xml_tag].value = mutate_xml(raw, rng, params).decode("utf-8", "surrogateescape")
-        if "invalid-utf8" == params.get("xml_op"):
+        if params.get("xml_op") == "invalid-utf8":
             ds[xml_tag].value = mutate_xml(raw, random.Random(0), {}).replace(
                 b'="', b'="\xff\xfe', 1
             )
@@ -513,9 +617,20 @@ def dicom_carrier(data: bytes, rng: random.Random, params: dict) -> bytes:
         ds[xml_tag].value = value
         params["value"] = value.decode("latin-1")
     elif op == "json" and json_tag in ds:
-        value = rng.choice(["", "{", "[]", "null", '{"tables": 5}', '{"level": "x"}',
-                            '{"image": -1, "level": 99}', "[" * 5000 + "]" * 5000,
-                            '{"jpegtables": "@@@not base64"}', "1e309"])  # fmt: skip
+        value = rng.choice(
+            [
+                "",
+                "{",
+                "[]",
+                "null",
+                '{"tables": 5}',
+                '{"level": "x"}',
+                '{"image": -1, "level": 99}',
+                "[" * 5000 + "]" * 5000,
+                '{"jpegtables": "@@@not base64"}',
+                "1e309",
+            ]
+        )
         old = str(ds[json_tag].value)
         if rng.random() < 0.3 and old.startswith("{"):
             value = old[: rng.randrange(1, len(old))]  # cut short

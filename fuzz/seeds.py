@@ -71,8 +71,12 @@ def _half(a: np.ndarray) -> np.ndarray:
 
 
 _SIZE = {"normal": 1.0, "tiny": 0.25}
-_PX = {"PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5, "PhysicalSizeXUnit": "µm",
-       "PhysicalSizeYUnit": "µm"}  # fmt: skip
+_PX = {
+    "PhysicalSizeX": 0.5,
+    "PhysicalSizeY": 0.5,
+    "PhysicalSizeXUnit": "µm",
+    "PhysicalSizeYUnit": "µm",
+}
 
 
 def jpeg_pyramid(path: Path, scale: str = "normal") -> Path:
@@ -88,8 +92,12 @@ def jpeg_pyramid(path: Path, scale: str = "normal") -> Path:
             tw.write(data, subfiletype=1, metadata=None, **opts)
         if scale != "tiny":
             tw.write(_tissue(32, 64, 7), photometric="rgb", metadata={"Name": "label"})
-            tw.write(_tissue(48, 96, 8), photometric="rgb", compression="jpeg",
-                     metadata={"Name": "macro"})  # fmt: skip
+            tw.write(
+                _tissue(48, 96, 8),
+                photometric="rgb",
+                compression="jpeg",
+                metadata={"Name": "macro"},
+            )
         tw.write(levels[-1][::2, ::2].copy(), photometric="rgb", metadata={"Name": "thumbnail"})
     return path
 
@@ -99,10 +107,16 @@ def deflate_zstack(path: Path, scale: str = "normal") -> Path:
     s = _SIZE[scale]
     w, h = max(32, int(160 * s)) // 16 * 16, max(32, int(128 * s)) // 16 * 16
     grey = (_tissue(h, w, 2, samples=1) // 32).astype(np.uint16) * 512
-    data = np.stack([np.stack([np.roll(grey, 7 * z + 3 * c, axis=1) for c in range(3)])
-                     for z in range(3)])  # fmt: skip
-    meta = {"axes": "ZCYX", "Name": "zstack", "Channel": {"Name": ["DAPI", "FITC", "TRITC"]},
-            "PhysicalSizeZ": 2.0, **_PX}  # fmt: skip
+    data = np.stack(
+        [np.stack([np.roll(grey, 7 * z + 3 * c, axis=1) for c in range(3)]) for z in range(3)]
+    )
+    meta = {
+        "axes": "ZCYX",
+        "Name": "zstack",
+        "Channel": {"Name": ["DAPI", "FITC", "TRITC"]},
+        "PhysicalSizeZ": 2.0,
+        **_PX,
+    }
     opts = dict(tile=(32, 32), photometric="minisblack", compression="zlib")
     with tifffile.TiffWriter(path, bigtiff=False, ome=True) as tw:
         tw.write(data, subifds=1, metadata=meta, **opts)
@@ -114,8 +128,14 @@ def striped_grey(path: Path, scale: str = "normal") -> Path:
     """Uncompressed 8-bit greyscale in strips of 16 rows, classic TIFF, big-endian."""
     s = _SIZE[scale]
     image = _tissue(int(200 * s), int(240 * s), 3, samples=1)
-    tifffile.imwrite(path, image, byteorder=">", rowsperstrip=16, photometric="minisblack",
-                     metadata={"axes": "YX", "Name": "grey", **_PX})  # fmt: skip
+    tifffile.imwrite(
+        path,
+        image,
+        byteorder=">",
+        rowsperstrip=16,
+        photometric="minisblack",
+        metadata={"axes": "YX", "Name": "grey", **_PX},
+    )
     return path
 
 
@@ -126,8 +146,14 @@ def palette(path: Path, scale: str = "normal") -> Path:
     cmap = np.zeros((3, 256), np.uint16)
     cmap[0] = np.arange(256) * 257
     cmap[1] = (255 - np.arange(256)) * 257
-    tifffile.imwrite(path, image, photometric="palette", colormap=cmap, compression="lzw",
-                     metadata={"axes": "YX", "Name": "palette", **_PX})  # fmt: skip
+    tifffile.imwrite(
+        path,
+        image,
+        photometric="palette",
+        colormap=cmap,
+        compression="lzw",
+        metadata={"axes": "YX", "Name": "palette", **_PX},
+    )
     return path
 
 
@@ -135,8 +161,15 @@ def planar_rgb(path: Path, scale: str = "normal") -> Path:
     """RGB with PlanarConfiguration 2 (separate planes), tiled, PackBits."""
     s = _SIZE[scale]
     image = np.moveaxis(_tissue(int(192 * s) // 16 * 16, int(256 * s) // 16 * 16, 5), -1, 0)
-    tifffile.imwrite(path, image, photometric="rgb", planarconfig="separate", tile=(32, 32),
-                     compression="packbits", metadata={"axes": "SYX", "Name": "planar", **_PX})  # fmt: skip
+    tifffile.imwrite(
+        path,
+        image,
+        photometric="rgb",
+        planarconfig="separate",
+        tile=(32, 32),
+        compression="packbits",
+        metadata={"axes": "SYX", "Name": "planar", **_PX},
+    )
     return path
 
 

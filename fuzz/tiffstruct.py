@@ -11,8 +11,24 @@ import struct
 from dataclasses import dataclass
 
 #: TIFF field type -> size of one value in bytes (TIFF 6.0 section 2, BigTIFF 16-18).
-TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8,
-              13: 4, 16: 8, 17: 8, 18: 8}  # fmt: skip
+TYPE_SIZES = {
+    1: 1,
+    2: 1,
+    3: 2,
+    4: 4,
+    5: 8,
+    6: 1,
+    7: 1,
+    8: 2,
+    9: 4,
+    10: 8,
+    11: 4,
+    12: 8,
+    13: 4,
+    16: 8,
+    17: 8,
+    18: 8,
+}
 
 
 @dataclass(frozen=True)

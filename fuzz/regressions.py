@@ -1,0 +1,353 @@
+"""Regenerate ``tests/fuzz_regressions/``: one small input per failure class the campaign found,
+and ``cases.toml`` saying how ``tests/test_fuzz_regressions.py`` runs it.
+
+    python fuzz/regressions.py            # rewrite the inputs and the manifest
+    python fuzz/regressions.py --verify   # also say which still show their class today
+
+Each recipe applies the mutation of a campaign example, with its parameters spelled out, to a
+*tiny* generated seed (fuzz/seeds.py, ``scale="tiny"``), never to a corpus file. The mutation
+is the minimal one: a single entry, attribute or value changed, so the file is a few KB and
+the cause is readable from the recipe. DICOM inputs are one instance (.dcm) of a tiny series.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import struct
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import campaign
+import mutators
+import tiffstruct
+from seeds import make_seeds
+
+REPO = Path(__file__).resolve().parents[1]
+FOLDER = REPO / "tests" / "fuzz_regressions"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str  # the file stem and case id
+    klass: str  # the campaign class it stands for (at the time it was found)
+    seed: str  # tiny seed name; DICOM seeds: "dicom-x/level0.dcm"
+    mutate: Callable[[bytes], bytes] | None
+    args: tuple[str, ...]  # {input}, {out} placeholders
+    exit: int
+    needle: str
+    out_name_hex: str | None = None  # the output name as bytes (may be invalid UTF-8)
+    note: str = ""
+
+
+# -- mutations, spelled out ------------------------------------------------------------------
+
+
+def _entry(data: bytes, ifd: str, tag: int) -> tuple[tiffstruct.Layout, tiffstruct.Entry]:
+    layout = tiffstruct.parse(data)
+    for e in layout.entries:
+        if e.ifd == ifd and e.tag == tag:
+            return layout, e
+    raise KeyError((ifd, tag))
+
+
+def set_count(ifd: str, tag: int, extra: int) -> Callable[[bytes], bytes]:
+    def f(data: bytes) -> bytes:
+        layout, e = _entry(data, ifd, tag)
+        out = bytearray(data)
+        struct.pack_into(
+            layout.order + ("Q" if layout.big else "I"), out, e.pos + 4, e.count + extra
+        )
+        return bytes(out)
+
+    return f
+
+
+def set_value(ifd: str, tag: int, value: int) -> Callable[[bytes], bytes]:
+    def f(data: bytes) -> bytes:
+        layout, e = _entry(data, ifd, tag)
+        out = bytearray(data)
+        typ = e.type if e.type in (3, 4) and (e.type == 4 or value < 65536) else 4
+        struct.pack_into(layout.order + "H", out, e.pos + 2, typ)
+        struct.pack_into(layout.order + ("Q" if layout.big else "I"), out, e.pos + 4, 1)
+        out[e.field_pos : e.field_pos + e.field_size] = bytes(e.field_size)
+        struct.pack_into(layout.order + {3: "H", 4: "I"}[typ], out, e.field_pos, value)
+        return bytes(out)
+
+    return f
+
+
+def huge_first_bytecount(data: bytes) -> bytes:
+    """BigTIFF TileByteCounts (LONG8) whose first value is 2**64-1 (no int64 holds it)."""
+    layout, e = _entry(data, "0", 325)
+    out = bytearray(data)
+    where = (
+        e.field_pos if e.inline else struct.unpack_from(layout.order + "Q", data, e.field_pos)[0]
+    )
+    struct.pack_into(layout.order + "HQ", out, e.pos + 2, 16, e.count)
+    struct.pack_into(layout.order + "Q", out, where, 2**64 - 1)
+    return bytes(out)
+
+
+def corrupt_first_tile(data: bytes) -> bytes:
+    """The first PackBits tile is all 0x7F: literal runs of 128 bytes, the last one cut short
+    (TIFF 6.0 section 9)."""
+    layout, e = _entry(data, "0", 324)
+    offsets = layout.values(data, e)
+    _, ec = _entry(data, "0", 325)
+    counts = layout.values(data, ec)
+    out = bytearray(data)
+    out[offsets[0] : offsets[0] + counts[0]] = b"\x7f" * counts[0]
+    return bytes(out)
+
+
+def xml_replace(old: str, new: str) -> Callable[[bytes], bytes]:
+    def f(data: bytes) -> bytes:
+        layout = tiffstruct.parse(data)
+        _, xml = tiffstruct.description(data, layout)
+        text = xml.decode("utf-8")
+        assert old in text, old
+        return tiffstruct.replace_description(data, text.replace(old, new, 1).encode("utf-8"))
+
+    return f
+
+
+def dicom_set(**values) -> Callable[[bytes], bytes]:
+    def f(data: bytes) -> bytes:
+        ds = mutators._read(data)
+        for key, value in values.items():
+            setattr(ds, key, value)
+        return mutators._write(ds)
+
+    return f
+
+
+def carrier_xml(transform: Callable[[str], str | bytes]) -> Callable[[bytes], bytes]:
+    def f(data: bytes) -> bytes:
+        ds = mutators._read(data)
+        creator = next(e for e in ds if e.tag.group == 0x0077 and e.tag.element < 0x100)
+        tag = (0x0077 << 16) | (creator.tag.element << 8) | 0x10
+        ds[tag].value = transform(str(ds[tag].value))
+        return mutators._write(ds)
+
+    return f
+
+
+def _xxe(xml: str) -> str:
+    """An external entity (file:///etc/passwd) declared and used in the carried OME-XML."""
+    at = xml.index("<OME")
+    return xml[:at] + mutators.XXE_GENERAL + xml[at:].replace('Name="', 'Name="&xxe;', 1)
+
+
+RECIPES = [
+    Recipe(
+        "tilebytecounts-longer",
+        "ValueError @ bridge/ometiff/reader.py:_check_counts",
+        "jpeg-pyramid",
+        set_count("0", 325, 2),
+        ("info", "{input}"),
+        2,
+        "tile",
+    ),
+    Recipe(
+        "tilebytecounts-huge",
+        "OverflowError @ bridge/ometiff/reader.py:_check_counts",
+        "jpeg-pyramid",
+        huge_first_bytecount,
+        ("info", "{input}"),
+        2,
+        "tile",
+    ),
+    Recipe(
+        "tilelength-zero",
+        "ZeroDivisionError @ bridge/ometiff/reader.py:_read_level",
+        "rois",
+        set_value("0", 323, 0),
+        ("info", "{input}"),
+        2,
+        "tile",
+    ),
+    Recipe(
+        "dimensionorder-xyz",
+        "KeyError @ bridge/ometiff/reader.py:_plane_coords",
+        "rois",
+        xml_replace('DimensionOrder="XYCZT"', 'DimensionOrder="XYZ"'),
+        ("info", "{input}"),
+        2,
+        "DimensionOrder",
+    ),
+    Recipe(
+        "packbits-corrupt",
+        "ImcdError @ bridge/ometiff/tiles.py:_segment",
+        "planar-rgb",
+        corrupt_first_tile,
+        ("convert", "{input}", "{out}", "-q"),
+        2,
+        "tile",
+    ),
+    Recipe(
+        "output-name-too-long",
+        "OSError @ bridge/convert.py:staged_directory",
+        "striped-grey",
+        None,
+        ("convert", "{input}", "{out}", "-q"),
+        4,
+        "too long",
+        out_name_hex=(b"x" * 300).hex(),
+    ),
+    Recipe(
+        "output-name-not-utf8",
+        "UnicodeEncodeError @ bridge/ometiff/omexml_writer.py:_update_carried",
+        "dicom-grey/level0.dcm",
+        None,
+        ("convert", "{input}", "{out}", "-q"),
+        4,
+        "UTF-8",
+        out_name_hex=b"out-\xff\xfe.ome.tiff".hex(),
+        note="or succeed with the name kept out of the OME-XML; then change this case",
+    ),
+    Recipe(
+        "dicom-matrix-rows-huge",
+        "MemoryError @ bridge/dicom/reader.py:_level",
+        "dicom-jpeg/level0.dcm",
+        dicom_set(TotalPixelMatrixRows=2**32 - 1, TotalPixelMatrixColumns=2**32 - 1),
+        ("info", "{input}"),
+        2,
+        "Rows",
+    ),
+    Recipe(
+        "dicom-focal-planes-huge",
+        "hang (info/convert, TotalPixelMatrixFocalPlanes)",
+        "dicom-grey/level0.dcm",
+        dicom_set(TotalPixelMatrixFocalPlanes=16777216),
+        ("info", "{input}"),
+        2,
+        "focal",
+    ),
+    Recipe(
+        "dicom-samples-zero",
+        "ValueError @ bridge/ometiff/writer.py:_write_level",
+        "dicom-grey/level0.dcm",
+        dicom_set(SamplesPerPixel=0),
+        ("convert", "{input}", "{out}", "-q"),
+        2,
+        "Samples",
+    ),
+    Recipe(
+        "carrier-xml-cut",
+        "ValueError @ bridge/ometiff/omexml_writer.py:build",
+        "dicom-grey/level0.dcm",
+        carrier_xml(lambda x: "<OME"),
+        ("convert", "{input}", "{out}", "-q"),
+        2,
+        "OME-XML",
+    ),
+    Recipe(
+        "carrier-xml-entity",
+        "ValueError @ bridge/ometiff/omexml_writer.py:build (XML entity)",
+        "dicom-grey/level0.dcm",
+        carrier_xml(_xxe),
+        ("convert", "{input}", "{out}", "-q"),
+        2,
+        "OME-XML",
+    ),
+]
+
+
+def _input_suffix(recipe: Recipe) -> str:
+    return ".dcm" if "/" in recipe.seed else ".ome.tif"
+
+
+def build(recipe: Recipe, seeds_dir: Path) -> bytes:
+    name, _, member = recipe.seed.partition("/")
+    seeds = {s.name: s for s in make_seeds(seeds_dir, scale="tiny", corpus=False)}
+    path = seeds[name].path / member if member else seeds[name].path
+    data = path.read_bytes()
+    return recipe.mutate(data) if recipe.mutate else data
+
+
+def toml_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write(recipes: list[Recipe], seeds_dir: Path) -> None:
+    FOLDER.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# One case per failure class found by fuzz/campaign.py (issue 12); made by",
+        "# `python fuzz/regressions.py` from tiny generated seeds, never from corpus files.",
+        "# args: {input} is the file below, {out} the output path (out_name_hex, when given,",
+        "# is its name as bytes). The run must exit with `exit`, print exactly one",
+        "# 'omedicom: error' line containing `needle` (case-insensitive), no internal error,",
+        "# no traceback, and leave nothing behind.",
+        "",
+    ]
+    for r in recipes:
+        file = f"{r.name}{_input_suffix(r)}"
+        (FOLDER / file).write_bytes(build(r, seeds_dir))
+        lines += [
+            "[[case]]",
+            f"id = {toml_string(r.name)}",
+            f"file = {toml_string(file)}",
+            f"args = [{', '.join(toml_string(a) for a in r.args)}]",
+            f"exit = {r.exit}",
+            f"needle = {toml_string(r.needle)}",
+            f"class = {toml_string(r.klass)}",
+        ]
+        if r.out_name_hex:
+            lines.append(f"out_name_hex = {toml_string(r.out_name_hex)}")
+        if r.note:
+            lines.append(f"note = {toml_string(r.note)}")
+        lines.append("")
+    (FOLDER / "cases.toml").write_text("\n".join(lines))
+
+
+def verify(recipes: list[Recipe]) -> None:
+    """Run each case as the campaign would and print its category and class today."""
+    exe = campaign.omedicom_exe()
+    for r in recipes:
+        work = Path(tempfile.mkdtemp(prefix="omedicom-regress-"))
+        src = FOLDER / f"{r.name}{_input_suffix(r)}"
+        out_name = bytes.fromhex(r.out_name_hex) if r.out_name_hex else b"out"
+        out = str(work).encode() + b"/" + out_name
+        args = [
+            a.encode()
+            if a not in ("{input}", "{out}")
+            else (str(src).encode() if a == "{input}" else out)
+            for a in r.args
+        ]
+        rc, _, err, _secs = campaign._exec([exe.encode(), *args], work, 30, campaign.MEM_BYTES)
+        text = err.decode("utf-8", "replace")
+        cat = campaign._categorise(r.args[0], rc, text)
+        klass = ""
+        if cat in ("internal", "memory", "traceback"):
+            _, _, derr, _ = campaign._exec(
+                [exe.encode(), b"--debug", *args], work, 30, campaign.MEM_BYTES
+            )
+            klass = campaign.classify_traceback(derr.decode("utf-8", "replace"))[0]
+        size = src.stat().st_size
+        print(f"{r.name:28s} {size:>7,d} B  exit {rc!s:>4}  {cat:10s} {klass or text.strip()[:90]}")
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--verify", action="store_true")
+    args = ap.parse_args()
+    seeds_dir = Path(tempfile.mkdtemp(prefix="omedicom-tiny-seeds-"))
+    try:
+        write(RECIPES, seeds_dir)
+    finally:
+        shutil.rmtree(seeds_dir, ignore_errors=True)
+    if args.verify:
+        verify(RECIPES)
+
+
+if __name__ == "__main__":
+    main()

@@ -191,9 +191,8 @@ def with_rois(path: Path, scale: str = "normal") -> Path:
         '<Point ID="Shape:2" X="1.5" Y="2.5"/>'
         '<Line ID="Shape:3" X1="0" Y1="0" X2="10" Y2="12"/>'
         '<Polygon ID="Shape:4" Points="1,1 20,3 15,18"/>'
-        '<Polyline ID="Shape:5" Points="2,2 8,9 12,3" '
-        'TransformA00="1" TransformA01="0" TransformA02="3" '
-        'TransformA10="0" TransformA11="1" TransformA12="4"/>'
+        '<Polyline ID="Shape:5" Points="2,2 8,9 12,3">'
+        '<Transform A00="1" A01="0" A02="3" A10="0" A11="1" A12="4"/></Polyline>'
         "</Union></ROI>"
     )
     xml = xml.replace("</Pixels>", '</Pixels><ROIRef ID="ROI:0"/>', 1)

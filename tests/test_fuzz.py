@@ -135,3 +135,16 @@ def test_bounded_campaign_finds_no_failures(tmp_path: Path) -> None:
     assert not failing, "\n".join(failing)
     for key in ("internal", "hang", "memory", "leftovers"):
         assert counts[key] == 0, key
+
+
+def test_generated_seeds_pass_check(tmp_path: Path) -> None:
+    """The seeds are valid, so whatever check finds in a conversion of a mutant comes from the
+    mutation or the converter, not from the seed."""
+    from conftest import run_cli
+
+    seeds = _load("seeds")
+    made = seeds.make_seeds(tmp_path / "seeds", scale="tiny", corpus=False)
+    assert len(made) == 11
+    for seed in made:
+        proc = run_cli("check", "--no-dicom3tools", seed.path)
+        assert proc.returncode == 0, f"{seed.name}:\n{proc.stdout}"

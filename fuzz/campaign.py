@@ -392,7 +392,7 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
                 if cat == "hang":
                     key = f"hang @ {run['cmd']} ({rec['seed'].split(':')[0]}, {rec['mutator']})"
                 add_class(key, cat, rec, run, run["traceback_tail"])
-            if run["leftovers"]:
+            if run["leftovers"] and cat != "hang":  # SIGKILL at the timeout cleans nothing
                 counts["leftovers"] += 1
                 pat = re.sub(r"[0-9a-z_]{8}\.partial", "XXXXXXXX.partial", run["leftovers"][0])
                 add_class(f"leftover @ {run['cmd']}: {pat[-80:]}", "leftover", rec, run)
@@ -516,8 +516,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mem-gib", type=float, default=MEM_BYTES / 2**30, help="RLIMIT_AS cap")
     ap.add_argument("--replay", nargs=3, metavar=("SEED", "MUTATOR", "RNG_SEED"))
     ap.add_argument("--keep", type=Path, help="with --replay: keep the mutant in this folder")
+    ap.add_argument(
+        "--summarise",
+        type=Path,
+        metavar="REPORT",
+        help="print (and with --out rewrite) the "
+        "summary of an earlier JSON report, e.g. after the classification changed",
+    )
     args = ap.parse_args(argv)
     mem = int(args.mem_gib * 2**30)
+    if args.summarise:
+        report = json.loads(args.summarise.read_text())
+        report.update(summarise(report["mutants"]))
+        if args.out:
+            args.out.write_text(json.dumps(report, indent=2, default=str))
+        print_summary(report, report["elapsed_s"])
+        return 0
     if args.replay:
         seeds, _ = prepare(args.seeds_dir, not args.no_corpus)
         by_name = {s.name: s for s in seeds}

@@ -348,6 +348,7 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts per category and failure classes (count, one example, traceback tail)."""
     counts: Counter[str] = Counter()
     exits: dict[str, Counter[str]] = {}
+    seconds: Counter[str] = Counter()
     classes: dict[str, dict[str, Any]] = {}
 
     def add_class(key: str, category: str, rec: dict, run: dict | None, tail: str = "") -> None:
@@ -385,6 +386,7 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
         for run in rec["runs"]:
             counts["runs"] += 1
             exits.setdefault(run["cmd"], Counter())[str(run["rc"])] += 1
+            seconds[run["cmd"]] += run["seconds"]
             cat = run["category"]
             if cat in FAILURES:
                 counts[cat] += 1
@@ -442,6 +444,7 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "counts": dict(counts),
         "exit_codes": {k: dict(v) for k, v in exits.items()},
+        "command_seconds": {k: round(v, 1) for k, v in seconds.items()},
         "classes": ordered,
     }
 
@@ -458,6 +461,12 @@ def print_summary(summary: dict[str, Any], elapsed: float, file=sys.stdout) -> N
         + "; ".join(f"{k} {dict(sorted(v.items()))}" for k, v in summary["exit_codes"].items()),
         file=file,
     )
+    if "command_seconds" in summary:
+        print(
+            "seconds spent per command: "
+            + "; ".join(f"{k} {v:.0f}" for k, v in summary["command_seconds"].items()),
+            file=file,
+        )
     print(f"\n{len(summary['classes'])} classes:", file=file)
     for cl in summary["classes"]:
         print(f"{cl['count']:>5}  [{cl['category']}] {cl['class']}", file=file)

@@ -193,15 +193,20 @@ class Context:
     mem: int
     root: Path
     keep: bool = False
+    only: tuple[str, ...] = ()  # restrict the campaign to these mutators
 
 
 def _pick(ctx: Context, index: int, seed: int) -> tuple[Seed, str, int]:
     rng = random.Random(f"{seed}:{index}")
-    own = [s for s in ctx.seeds if not s.corpus]
-    corpus = [s for s in ctx.seeds if s.corpus]
+    usable = [
+        s for s in ctx.seeds if not ctx.only or set(ctx.only) & set(mutators.mutators_for(s.kind))
+    ]
+    own = [s for s in usable if not s.corpus]
+    corpus = [s for s in usable if s.corpus]
     pool = corpus if corpus and rng.random() < 0.35 else own
     chosen = rng.choice(pool)
-    mutator = rng.choice(mutators.mutators_for(chosen.kind))
+    names = [m for m in mutators.mutators_for(chosen.kind) if not ctx.only or m in ctx.only]
+    mutator = rng.choice(names)
     return chosen, mutator, rng.randrange(2**32)
 
 
@@ -487,12 +492,13 @@ def campaign(
     timeout: float = TIMEOUT_S,
     mem: int = MEM_BYTES,
     progress: bool = False,
+    only: tuple[str, ...] = (),
 ) -> tuple[list[dict[str, Any]], dict[str, Any], float]:
     """Run ``mutants`` mutants; returns (records, summary, wall seconds)."""
     start = time.monotonic()
     seeds, _ = prepare(seeds_dir, corpus)
     root = Path(tempfile.mkdtemp(prefix="omedicom-fuzz-"))
-    ctx = Context(seeds, omedicom_exe(), timeout, mem, root)
+    ctx = Context(seeds, omedicom_exe(), timeout, mem, root, only=only)
     records: list[dict[str, Any]] = []
     try:
         with ProcessPoolExecutor(max_workers=jobs, initializer=_init, initargs=(ctx,)) as pool:
@@ -521,6 +527,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="write the JSON report here")
     ap.add_argument("--seeds-dir", type=Path, help="make (or reuse) the seeds in this folder")
     ap.add_argument("--no-corpus", action="store_true", help="leave the shared corpus out")
+    ap.add_argument(
+        "--mutators",
+        nargs="+",
+        choices=sorted({*mutators.TIFF_MUTATORS, *mutators.DICOM_MUTATORS}),
+        help="only these mutators (and the seeds they apply to)",
+    )
     ap.add_argument("--timeout", type=float, default=TIMEOUT_S, help="seconds per command")
     ap.add_argument("--mem-gib", type=float, default=MEM_BYTES / 2**30, help="RLIMIT_AS cap")
     ap.add_argument("--replay", nargs=3, metavar=("SEED", "MUTATOR", "RNG_SEED"))
@@ -560,6 +572,7 @@ def main(argv: list[str] | None = None) -> int:
         timeout=args.timeout,
         mem=mem,
         progress=True,
+        only=tuple(args.mutators or ()),
     )
     report = {
         "config": {

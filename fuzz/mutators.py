@@ -573,13 +573,13 @@ def dicom_ts(data: bytes, rng: random.Random, params: dict) -> bytes:
     from pydicom.filewriter import write_file_meta_info
 
     try:
-        meta = pydicom.filereader.read_file_meta_info(io.BytesIO(data))
+        meta = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).file_meta
         length = struct.unpack_from("<I", data, 140)[0]
     except Exception:
         return bitflip(data, rng, params)
     end = 144 + length
-    uid = rng.choice(TRANSFER_SYNTAXES)
     params["from"] = str(meta.get("TransferSyntaxUID", ""))
+    uid = rng.choice([u for u in TRANSFER_SYNTAXES if u != params["from"]])
     params["to"] = uid
     meta.TransferSyntaxUID = uid
     buf = io.BytesIO()

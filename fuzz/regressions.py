@@ -106,6 +106,49 @@ def corrupt_first_tile(data: bytes) -> bytes:
     return bytes(out)
 
 
+def corrupt_first_deflate_tile(data: bytes) -> bytes:
+    """The first Deflate tile's bytes after the zlib header all 0xFF (RFC 1951: no valid
+    block type), its length kept."""
+    layout, e = _entry(data, "0", 324)
+    offsets = layout.values(data, e)
+    _, ec = _entry(data, "0", 325)
+    counts = layout.values(data, ec)
+    out = bytearray(data)
+    out[offsets[0] + 2 : offsets[0] + counts[0]] = b"\xff" * (counts[0] - 2)
+    return bytes(out)
+
+
+def set_type(ifd: str, tag: int, typ: int) -> Callable[[bytes], bytes]:
+    def f(data: bytes) -> bytes:
+        layout, e = _entry(data, ifd, tag)
+        out = bytearray(data)
+        struct.pack_into(layout.order + "H", out, e.pos + 2, typ)
+        return bytes(out)
+
+    return f
+
+
+def set_entry_count(ifd: str, count: int) -> Callable[[bytes], bytes]:
+    def f(data: bytes) -> bytes:
+        layout = tiffstruct.parse(data)
+        where = next(i for i in layout.ifds if i.name == ifd)
+        out = bytearray(data)
+        struct.pack_into(layout.order + layout.count_fmt, out, where.pos, count)
+        return bytes(out)
+
+    return f
+
+
+def xml_bytes_replace(old: bytes, new: bytes) -> Callable[[bytes], bytes]:
+    def f(data: bytes) -> bytes:
+        layout = tiffstruct.parse(data)
+        _, xml = tiffstruct.description(data, layout)
+        assert old in xml, old
+        return tiffstruct.replace_description(data, xml.replace(old, new, 1))
+
+    return f
+
+
 def xml_replace(old: str, new: str) -> Callable[[bytes], bytes]:
     def f(data: bytes) -> bytes:
         layout = tiffstruct.parse(data)
@@ -255,6 +298,70 @@ RECIPES = [
         ("convert", "{input}", "{out}", "-q"),
         2,
         "OME-XML",
+    ),
+    Recipe(
+        "deflate-corrupt",
+        "DeflateError @ bridge/ometiff/tiles.py:_segment",
+        "deflate-zstack",
+        corrupt_first_deflate_tile,
+        ("convert", "{input}", "{out}", "-q"),
+        2,
+        "tile",
+    ),
+    Recipe(
+        "dimensionorder-tzcyx",
+        "KeyError @ bridge/ometiff/reader.py:_plane_index",
+        "striped-grey",
+        xml_replace('DimensionOrder="XYCZT"', 'DimensionOrder="TZCYX"'),
+        ("info", "{input}"),
+        2,
+        "DimensionOrder",
+    ),
+    Recipe(
+        "omexml-tiffdata-not-utf8",
+        "ValueError @ bridge/ometiff/omexml.py:_int",
+        "jpeg-pyramid",
+        xml_bytes_replace(b'TiffData IFD="', b'TiffData IFD="\xff\xfe'),
+        ("info", "{input}"),
+        2,
+        "TiffData",
+    ),
+    Recipe(
+        "bitspersample-ascii",
+        "TypeError @ bridge/ometiff/reader.py:read",
+        "planar-rgb",
+        set_type("0", 258, 2),
+        ("info", "{input}"),
+        2,
+        "BitsPerSample",
+    ),
+    Recipe(
+        "subifd-entry-count-huge",
+        "TiffFileError @ bridge/ometiff/reader.py:_sub_pages",
+        "jpeg-pyramid",
+        set_entry_count("0/sub0", 65535),
+        ("info", "{input}"),
+        2,
+        "IFD",
+    ),
+    Recipe(
+        "tilelength-huge",
+        "struct.error @ bridge/dicom/header.py:_value",
+        "planar-rgb",
+        set_value("0", 323, 2**31),
+        ("convert", "{input}", "{out}", "-q"),
+        2,
+        "tile",
+    ),
+    Recipe(
+        "output-name-too-long-tiff",
+        "OSError @ bridge/convert.py:staged_file",
+        "dicom-grey/level0.dcm",
+        None,
+        ("convert", "{input}", "{out}", "-q"),
+        4,
+        "too long",
+        out_name_hex=(b"x" * 300 + b".ome.tiff").hex(),
     ),
 ]
 

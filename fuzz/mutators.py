@@ -570,7 +570,6 @@ def dicom_ts(data: bytes, rng: random.Random, params: dict) -> bytes:
     if len(data) < 144 or data[128:132] != b"DICM":
         return bitflip(data, rng, params)
     pydicom = _pydicom()
-    from pydicom.filewriter import write_file_meta_info
 
     try:
         meta = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).file_meta
@@ -581,6 +580,14 @@ def dicom_ts(data: bytes, rng: random.Random, params: dict) -> bytes:
     params["from"] = str(meta.get("TransferSyntaxUID", ""))
     uid = rng.choice([u for u in TRANSFER_SYNTAXES if u != params["from"]])
     params["to"] = uid
+    return relabel(data, meta, uid, end)
+
+
+def relabel(data: bytes, meta, uid: str, end: int) -> bytes:
+    """``data`` with File Meta Information ``meta`` (ending at ``end``) saying ``uid``."""
+    pydicom = _pydicom()
+    from pydicom.filewriter import write_file_meta_info
+
     meta.TransferSyntaxUID = uid
     buf = io.BytesIO()
     buf.write(data[:132])

@@ -149,6 +149,17 @@ def xml_bytes_replace(old: bytes, new: bytes) -> Callable[[bytes], bytes]:
     return f
 
 
+def transfer_syntax(uid: str) -> Callable[[bytes], bytes]:
+    """The File Meta Information says ``uid``; the data set and frames are left as they are."""
+
+    def f(data: bytes) -> bytes:
+        meta = mutators._read(data).file_meta
+        end = 144 + struct.unpack_from("<I", data, 140)[0]
+        return mutators.relabel(data, meta, uid, end)
+
+    return f
+
+
 def xml_replace(old: str, new: str) -> Callable[[bytes], bytes]:
     def f(data: bytes) -> bytes:
         layout = tiffstruct.parse(data)
@@ -362,6 +373,42 @@ RECIPES = [
         4,
         "too long",
         out_name_hex=(b"x" * 300 + b".ome.tiff").hex(),
+    ),
+    Recipe(
+        "ts-native-labelled-j2k",
+        "ValueError @ bridge/dicom/tiles.py:decoded",
+        "dicom-grey/level0.dcm",
+        transfer_syntax("1.2.840.10008.1.2.4.90"),
+        ("convert", "{input}", "{out}", "-q"),
+        2,
+        "transfer syntax",
+    ),
+    Recipe(
+        "ts-native-labelled-jpeg",
+        "AssertionError @ bridge/dicom/reader.py:_codec",
+        "dicom-grey/level0.dcm",
+        transfer_syntax("1.2.840.10008.1.2.4.50"),
+        ("info", "{input}"),
+        2,
+        "transfer syntax",
+    ),
+    Recipe(
+        "ts-jpeg-labelled-htj2k",
+        "exit 0, output unopenable (JPEG tiles stored as JPEG 2000)",
+        "dicom-jpeg/level0.dcm",
+        transfer_syntax("1.2.840.10008.1.2.4.201"),
+        ("convert", "{input}", "{out}", "-q"),
+        2,
+        "transfer syntax",
+    ),
+    Recipe(
+        "ts-jpegls-labelled-native",
+        "ValueError @ bridge/ometiff/writer.py:_write_level (in a series: exit 0, unopenable)",
+        "dicom-zstack/level0-c1.dcm",
+        transfer_syntax("1.2.840.10008.1.2.1"),
+        ("convert", "{input}", "{out}", "-q"),
+        2,
+        "transfer syntax",
     ),
 ]
 

@@ -413,6 +413,15 @@ RECIPES = [
         2,
         "transfer syntax",
     ),
+    Recipe(
+        "stripbytecounts-undefined",
+        "ValueError @ bridge/ometiff/reader.py:_check_counts",
+        "striped-grey",
+        set_type("0", 279, 7),
+        ("info", "{input}"),
+        2,
+        "strip",
+    ),
 ]
 
 

@@ -27,11 +27,16 @@ def corpus() -> Path:
     return path
 
 
-def run_cli(*args: str | Path, check: bool = False) -> subprocess.CompletedProcess[str]:
-    """Run the installed ``omedicom`` command as a user would."""
+def run_cli(
+    *args: str | Path, check: bool = False, timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``omedicom`` command as a user would (``timeout``: seconds, after
+    which the command is killed and subprocess.TimeoutExpired fails the test)."""
     exe = Path(sys.executable).with_name("omedicom")
     cmd = [str(exe) if exe.exists() else "omedicom", *map(str, args)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, errors="replace", check=False, timeout=timeout
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stderr}")
     return proc

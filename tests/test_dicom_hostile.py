@@ -511,3 +511,22 @@ def test_damaged_dicom_json_in_ome_xml(corpus: Path, tmp_path: Path, variant: st
     assert INSTEAD in proc.stderr
     checked = _run("check", out, "--no-dicom3tools")
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.mark.parametrize("at", [200, 248])
+def test_base_level_cut_before_its_sop_class_is_not_skipped(good, tmp_path: Path, at: int) -> None:
+    """A folder whose base instance was cut short before its SOP Class UID: it was skipped as
+    "not a whole-slide image", and the next level converted as the base, with the wrong pixel
+    size. The cut is an input error naming the file."""
+    folder = tmp_path / "in"
+    shutil.copytree(good["jpeg"], folder)
+    base = folder / "level0.dcm"
+    base.write_bytes(base.read_bytes()[:at])
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for args in (("info", folder), ("convert", folder, tmp_path / "out.ome.tiff")):
+        proc = _run(*args)
+        assert proc.returncode == 2, proc.stderr
+        assert f"{base}: the file has no SOP Class UID" in proc.stderr, proc.stderr
+        assert f"({at} bytes)" in proc.stderr and "cut short" in proc.stderr
+        assert "internal error" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -49,6 +49,7 @@ from .tiles import DicomTileSource, Entry
 
 WSM = "1.2.840.10008.5.1.4.1.1.77.1.6"
 ANN = "1.2.840.10008.5.1.4.1.1.91.1"
+MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"  # a DICOMDIR: its data set has no SOP Class UID
 
 _JPEG = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
          "1.2.840.10008.1.2.4.70"}  # fmt: skip
@@ -126,8 +127,8 @@ def read(
             headers.append((f, ds))
         elif sop == ANN:
             annotations.append(f)
-        elif not sop and (cut := truncation(f)):  # cut before its SOP Class UID
-            raise truncated_error(f, cut)
+        elif not sop:  # a DICOMDIR, or the file was cut short
+            others.append(f"{f.name}: {_sop_name(_meta_class(f, ds))}")
         else:
             others.append(f"{f.name}: {_sop_name(sop)}")
     if not headers:
@@ -176,6 +177,23 @@ def read(
     except BaseException:
         frames.close()
         raise
+
+
+def _meta_class(path: Path, ds: Dataset) -> str:
+    """A DICOM file without a SOP Class UID (0008,0016) in its data set: a DICOMDIR (its
+    class is in the File Meta Information, PS3.10 7.1) is skipped as not an image; anything
+    else is no complete instance, most often a file cut short in its header."""
+    meta_class = str(getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID", ""))
+    if meta_class == MEDIA_DIRECTORY:
+        return meta_class
+    if cut := truncation(path):
+        raise truncated_error(path, cut)
+    raise InputError(
+        f"the file has no SOP Class UID (0008,0016) in its header ({path.stat().st_size} "
+        "bytes): it is not a complete DICOM instance",
+        path=path,
+        hint="the file was probably cut short; fetch it again",
+    )
 
 
 def _refuse_truncated(chosen: Sequence[tuple[Path, Dataset]]) -> None:

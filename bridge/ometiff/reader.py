@@ -683,6 +683,11 @@ def _check_layout(path: Path, raw: RawFile, page: tifffile.TiffPage, what: str) 
         segments = -(-height // rps) * planes
         kind = "strip"
     offsets, counts = page.dataoffsets, page.databytecounts
+    try:
+        for values in (offsets, counts):
+            np.asarray(values, dtype=np.uint64)
+    except (ValueError, TypeError, OverflowError):
+        raise refuse(f"the {kind} offsets or byte counts are not whole numbers") from None
     if len(offsets) != segments or len(counts) != segments:
         raise refuse(
             f"the tags list {len(offsets)} {kind} offsets and {len(counts)} byte counts; "

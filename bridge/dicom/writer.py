@@ -20,7 +20,16 @@ import numpy as np
 from .. import __version__, tables
 from ..codecs import jpeg, transcode
 from ..errors import InputError, MetadataError, UnsupportedError
-from ..model import Compression, Image, ImageKind, Level, Photometric, Slide
+from ..model import (
+    DEFAULT_ORIENTATION,
+    SLIDE_SIZE_MM,
+    Compression,
+    Image,
+    ImageKind,
+    Level,
+    Photometric,
+    Slide,
+)
 from ..retile import retiled
 from . import carrier, encaps, header
 from .attributes import code_item, da_tm, ds, dt, srgb_profile
@@ -46,10 +55,6 @@ from .uids import (
 if TYPE_CHECKING:
     import pydicom
 
-#: Slide the image is placed on when the source has no slide coordinates (OME): 25 × 75 mm.
-SLIDE_SIZE_MM = (25.0, 75.0)
-#: Image Orientation (Slide) used then: rows along +Y, columns along +X (wsidicom's default).
-DEFAULT_ORIENTATION = (0.0, 1.0, 0.0, 1.0, 0.0, 0.0)
 #: Depth of field assumed when the source does not say (Slice Thickness, Imaged Volume Depth).
 DEFAULT_DEPTH_UM = 1.0
 
@@ -806,8 +811,10 @@ class SlideWriter:
     ) -> tuple[tuple[float, float], tuple[float, ...]]:
         """Total Pixel Matrix Origin (mm, corner of pixel 1\\1) and Image Orientation (Slide).
 
-        OME has no slide frame, so unless the model carries one the image is centred on a
-        25 × 75 mm slide with :data:`DEFAULT_ORIENTATION`; every level shares the origin.
+        The model's (a DICOM source, or OME Images placed by their stage positions,
+        ``bridge.ometiff.positions``), else the DICOM source's own, carried in its header
+        through an OME-TIFF; else the image is centred on a 25 × 75 mm slide with
+        :data:`DEFAULT_ORIENTATION`. Every level shares the origin.
         """
         if image.origin_mm and image.orientation:
             return image.origin_mm, image.orientation

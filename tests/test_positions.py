@@ -8,6 +8,7 @@ does not lie on it.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +124,50 @@ def test_positions_on_the_slide_are_used_as_they_are(tmp_path: Path) -> None:
     assert origins["image1-level0.dcm"] == pytest.approx((10.3 - h / 2, 31.2 - w / 2), abs=1e-9)
 
 
+def test_positions_come_back_in_ome_tiff(tmp_path: Path) -> None:
+    src = _write(tmp_path / "two.ome.tif", [[(-33280.5, 1262.37)], [(-32080.5, 1562.37)]])
+    out = tmp_path / "dicom"
+    _convert(src, out, "-q")
+    back = tmp_path / "back.ome.tiff"
+    _convert(out, back, "-q")  # the carried OME-XML: the source's own values
+    assert _plane_positions(back) == [
+        (-33280.5, "µm", 1262.37, "µm"),
+        (-32080.5, "µm", 1562.37, "µm"),
+    ]
+
+
+def test_without_carriers_dicom_origins_survive_a_round_trip(tmp_path: Path) -> None:
+    """DICOM → OME-TIFF → DICOM with nothing carried: the origins travel as Plane positions."""
+    src = _write(tmp_path / "two.ome.tif", [[(-33280.5, 1262.37)], [(-32080.5, 1562.37)]])
+    out = tmp_path / "dicom"
+    _convert(src, out, "-q")
+    stripped = tmp_path / "stripped"
+    stripped.mkdir()
+    for path in out.glob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        ds.remove_private_tags()  # no carried OME-XML
+        ds.save_as(stripped / path.name)
+    rebuilt = tmp_path / "rebuilt.ome.tiff"
+    _convert(stripped, rebuilt, "-q")
+    positions = _plane_positions(rebuilt)
+    assert [(ux, uy) for _, ux, _, uy in positions] == [("mm", "mm")] * 2
+    (ax, _, ay, _), (bx, _, by, _) = positions
+    assert (bx - ax, by - ay) == pytest.approx((1.2, 0.3), abs=1e-9)
+    # and back, without the DICOM headers the OME-TIFF carries: the positions alone place them
+    with tifffile.TiffFile(rebuilt) as tf:
+        xml = tf.ome_metadata
+    xml = re.sub(r"<StructuredAnnotations>.*</StructuredAnnotations>", "", xml, flags=re.S)
+    xml = re.sub(r"<AnnotationRef [^>]*/>", "", xml)
+    assert "dicom-json" not in xml
+    tifffile.tiffcomment(rebuilt, xml.encode())
+    again = tmp_path / "again"
+    _convert(rebuilt, again, "-q")
+    before, after = _origins(out), _origins(again)
+    assert sorted(before) == sorted(after)
+    for name, origin in before.items():
+        assert after[name] == pytest.approx(origin, abs=1e-9)
+
+
 def test_without_positions_the_image_is_centred_as_before(tmp_path: Path) -> None:
     src = _write(tmp_path / "none.ome.tif", [None, None])
     out = tmp_path / "dicom"
@@ -203,3 +248,44 @@ def test_plane_positions_are_read_and_bad_ones_dropped() -> None:
     assert first.position_y == (-2.0, "reference frame")  # the schema's default unit
     assert second.position_x is None and second.position_y is None
     assert any("PositionX='NaN'" in note for note in ome.warnings), ome.warnings
+
+
+def test_a_damaged_dicom_placement_writes_no_position(tmp_path: Path) -> None:
+    """Finite but absurd origin and cosines whose centre overflows: the conversion succeeds,
+    without a Plane position (rather than PositionX="inf")."""
+    src = _write(tmp_path / "one.ome.tif", [[(30000.0, 10000.0)]])
+    out = tmp_path / "dicom"
+    _convert(src, out, "-q")
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    ds = pydicom.dcmread(out / "level0.dcm")
+    ds.remove_private_tags()
+    ds.ImageOrientationSlide = [0, 1e308, 0, 1e308, 0, 0]
+    item = ds.TotalPixelMatrixOriginSequence[0]
+    item.XOffsetInSlideCoordinateSystem = item.YOffsetInSlideCoordinateSystem = 1.7e308
+    ds.save_as(damaged / "level0.dcm")
+    back = tmp_path / "back.ome.tiff"
+    _convert(damaged, back, "-q")
+    with tifffile.TiffFile(back) as tf:
+        assert "PositionX" not in tf.ome_metadata and "PositionY" not in tf.ome_metadata
+
+
+def test_a_dicom_sources_own_placement_wins_over_its_plane_positions(
+    corpus: Path, tmp_path: Path
+) -> None:
+    """highdicom's sample is rotated (``0\\-1\\0\\-1\\0\\0``); its OME-TIFF has Plane positions
+    and the carried header. Re-encoded on the way back (so the header is not reused whole), it
+    keeps its own origin and orientation, not the positions' default orientation."""
+    src = corpus / "dicom" / "highdicom__sm_image.dcm"
+    mid = tmp_path / "mid.ome.tiff"
+    _convert(src, mid, "-q")
+    assert _plane_positions(mid)  # the positions are there, and must not win
+    back = tmp_path / "back"
+    _convert(mid, back, "--codec", "jpeg2000", "-q")
+    a = pydicom.dcmread(src, stop_before_pixels=True)
+    b = pydicom.dcmread(back / "level0.dcm", stop_before_pixels=True)
+    assert b.file_meta.TransferSyntaxUID != a.file_meta.TransferSyntaxUID
+    assert [float(v) for v in b.ImageOrientationSlide] == [0, -1, 0, -1, 0, 0]
+    for key in ("XOffsetInSlideCoordinateSystem", "YOffsetInSlideCoordinateSystem"):
+        want = float(a.TotalPixelMatrixOriginSequence[0][key].value)
+        assert float(b.TotalPixelMatrixOriginSequence[0][key].value) == pytest.approx(want)

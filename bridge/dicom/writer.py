@@ -811,13 +811,12 @@ class SlideWriter:
     ) -> tuple[tuple[float, float], tuple[float, ...]]:
         """Total Pixel Matrix Origin (mm, corner of pixel 1\\1) and Image Orientation (Slide).
 
-        The model's (a DICOM source, or OME Images placed by their stage positions,
-        ``bridge.ometiff.positions``), else the DICOM source's own, carried in its header
-        through an OME-TIFF; else the image is centred on a 25 × 75 mm slide with
-        :data:`DEFAULT_ORIENTATION`. Every level shares the origin.
+        In this order: the DICOM source's own placement, carried in its header through an
+        OME-TIFF (exact, whatever its orientation); the model's (a DICOM source, or OME Images
+        placed by their stage positions, ``bridge.ometiff.positions``); else the image is
+        centred on a 25 × 75 mm slide with :data:`DEFAULT_ORIENTATION`. Every level shares the
+        origin.
         """
-        if image.origin_mm and image.orientation:
-            return image.origin_mm, image.orientation
         origin = self._carried_value(image, "TotalPixelMatrixOriginSequence")
         carried = self._carried_value(image, "ImageOrientationSlide")
         if origin and carried and len(carried) == 6:  # the DICOM source's own placement
@@ -829,6 +828,8 @@ class SlideWriter:
                 ),
                 tuple(float(v) for v in carried),
             )
+        if image.origin_mm and image.orientation:
+            return image.origin_mm, image.orientation
         orientation = DEFAULT_ORIENTATION
         # rows run along +Y (image width), columns along +X (image height)
         x0 = SLIDE_SIZE_MM[0] / 2 - extent[1] / 2

@@ -289,3 +289,38 @@ def test_a_dicom_sources_own_placement_wins_over_its_plane_positions(
     for key in ("XOffsetInSlideCoordinateSystem", "YOffsetInSlideCoordinateSystem"):
         want = float(a.TotalPixelMatrixOriginSequence[0][key].value)
         assert float(b.TotalPixelMatrixOriginSequence[0][key].value) == pytest.approx(want)
+
+
+def test_a_damaged_carried_origin_is_said_and_the_positions_place_it(
+    corpus: Path, tmp_path: Path
+) -> None:
+    """The carried header's X Offset edited to 1e999 (inf): not an internal error; a warning,
+    and the image is placed by its Plane positions (its centre stays where it was)."""
+    src = corpus / "dicom" / "highdicom__sm_image.dcm"
+    mid = tmp_path / "mid.ome.tiff"
+    _convert(src, mid, "-q")
+    with tifffile.TiffFile(mid) as tf:
+        xml = tf.ome_metadata
+    good = '"0040072A": {"Value": [23.449873], "vr": "DS"}'
+    assert good in xml
+    tifffile.tiffcomment(mid, xml.replace(good, good.replace("23.449873", '"1e999"')).encode())
+    back = tmp_path / "back"
+    stderr = _convert(mid, back, "--codec", "jpeg2000")
+    assert "omedicom: warning: the carried DICOM header of image 0" in stderr, stderr
+    assert "internal error" not in stderr
+    a = pydicom.dcmread(src, stop_before_pixels=True)
+    b = pydicom.dcmread(back / "level0.dcm", stop_before_pixels=True)
+    assert [float(v) for v in b.ImageOrientationSlide] == [0, 1, 0, 1, 0, 0]
+
+    def centre(ds: pydicom.Dataset) -> tuple[float, float]:
+        """origin + row cosines · width / 2 + column cosines · height / 2 (PS3.3 C.8.12.4)."""
+        item = ds.TotalPixelMatrixOriginSequence[0]
+        rx, ry, _, cx, cy, _ = (float(v) for v in ds.ImageOrientationSlide)
+        spacing = ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing
+        w = ds.TotalPixelMatrixColumns * float(spacing[1])
+        h = ds.TotalPixelMatrixRows * float(spacing[0])
+        x = float(item.XOffsetInSlideCoordinateSystem) + (rx * w + cx * h) / 2
+        y = float(item.YOffsetInSlideCoordinateSystem) + (ry * w + cy * h) / 2
+        return (x, y)
+
+    assert centre(b) == pytest.approx(centre(a), abs=1e-6)

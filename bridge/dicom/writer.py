@@ -9,6 +9,7 @@ disk (see ``encaps.py``); compressed tiles are copied, never decoded.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -817,17 +818,9 @@ class SlideWriter:
         centred on a 25 × 75 mm slide with :data:`DEFAULT_ORIENTATION`. Every level shares the
         origin.
         """
-        origin = self._carried_value(image, "TotalPixelMatrixOriginSequence")
-        carried = self._carried_value(image, "ImageOrientationSlide")
-        if origin and carried and len(carried) == 6:  # the DICOM source's own placement
-            item = origin[0]
-            return (
-                (
-                    float(item.XOffsetInSlideCoordinateSystem),
-                    float(item.YOffsetInSlideCoordinateSystem),
-                ),
-                tuple(float(v) for v in carried),
-            )
+        placement = self._carried_placement(image)
+        if placement is not None:
+            return placement
         if image.origin_mm and image.orientation:
             return image.origin_mm, image.orientation
         orientation = DEFAULT_ORIENTATION
@@ -835,6 +828,35 @@ class SlideWriter:
         x0 = SLIDE_SIZE_MM[0] / 2 - extent[1] / 2
         y0 = SLIDE_SIZE_MM[1] / 2 - extent[0] / 2
         return (x0, y0), orientation
+
+    def _carried_placement(
+        self, image: Image
+    ) -> tuple[tuple[float, float], tuple[float, ...]] | None:
+        """The DICOM source's own origin and orientation from its carried header, or None.
+        Values that are not finite numbers (a damaged or edited carrier) are not used, and a
+        note says so: the model's placement takes over."""
+        origin = self._carried_value(image, "TotalPixelMatrixOriginSequence")
+        carried = self._carried_value(image, "ImageOrientationSlide")
+        if not (origin and carried):
+            return None
+        try:
+            item = origin[0]  # type: ignore[index]
+            x = float(item.XOffsetInSlideCoordinateSystem)
+            y = float(item.YOffsetInSlideCoordinateSystem)
+            cosines = tuple(float(v) for v in carried)  # type: ignore[attr-defined]
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+            x = y = math.nan
+            cosines = ()
+        if len(cosines) == 6 and all(math.isfinite(v) for v in (x, y, *cosines)):
+            return (x, y), cosines
+        note = (
+            f"the carried DICOM header of image {image.source_index} has a Total Pixel Matrix "
+            "Origin or Image Orientation (Slide) that is not finite numbers; the image is "
+            "placed as if it had none"
+        )
+        if note not in self.notes:
+            self.notes.append(note)
+        return None
 
     # -- optical path and specimen -------------------------------------------------------------
 

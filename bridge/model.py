@@ -26,6 +26,14 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+#: The slide an image without slide coordinates (OME) is placed on: 25 × 75 mm (wsidicom's
+#: slide, MAPPING.md 2.4). X runs along the 25 mm side, Y along the 75 mm side.
+SLIDE_SIZE_MM = (25.0, 75.0)
+#: DICOM Image Orientation (Slide) (PS3.3 C.8.12.4.1.5) given to such images: rows (image x)
+#: along slide +Y, columns (image y) along slide +X, wsidicom's unrotated default.
+DEFAULT_ORIENTATION = (0.0, 1.0, 0.0, 1.0, 0.0, 0.0)
+
+
 class ImageKind(enum.Enum):
     """Flavour of an image: DICOM Image Type value 3 (PS3.3 C.8.12.4.1.1)."""
 
@@ -200,9 +208,12 @@ class Image:
 
     ``pixel_size_um`` is the level-0 (x, y) pixel size; ``None`` when the source has none.
     ``focal_planes_um`` lists the z position of each plane (glass to coverslip). ``origin_mm`` is
-    the slide position of the top-left corner of pixel (0, 0) of level 0 and ``orientation`` the
-    DICOM Image Orientation (Slide) row and column cosines; both ``None`` when the source has no
-    slide frame (OME), and the DICOM writer then places the image on a default slide.
+    the slide position of the top-left corner of pixel (0, 0) of level 0 (DICOM Total Pixel
+    Matrix Origin, X/Y Offset in Slide Coordinate System, mm, PS3.3 C.8.12.2.1) and
+    ``orientation`` the DICOM Image Orientation (Slide) row and column cosines. A DICOM source
+    gives both; an OME source gives them when its Images have stage positions to place them by
+    (``bridge.ometiff.positions``), else both are ``None`` and the DICOM writer centres the
+    image on a default slide.
     """
 
     kind: ImageKind

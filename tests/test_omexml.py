@@ -102,6 +102,17 @@ def test_reader_matches_ome_types_on_the_corpus(corpus: Path) -> None:
                 ), where
                 assert ta.uuid == (tb.uuid.value if tb.uuid else None), where
                 assert ta.file_name == (tb.uuid.file_name if tb.uuid else None), where
+            assert len(pa.planes) == len(pb.planes), where
+            for la, lb in zip(pa.planes, pb.planes, strict=True):
+                assert (la.the_z, la.the_c, la.the_t) == (lb.the_z, lb.the_c, lb.the_t), where
+                for axis in "xyz":
+                    got = getattr(la, f"position_{axis}")
+                    want = _length(
+                        getattr(lb, f"position_{axis}"),
+                        getattr(lb, f"position_{axis}_unit"),
+                        "reference frame",
+                    )
+                    assert got == want, (where, axis)
 
 
 def test_old_schema_is_upgraded(corpus: Path) -> None:

@@ -9,6 +9,7 @@ disk (see ``encaps.py``); compressed tiles are copied, never decoded.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +21,16 @@ import numpy as np
 from .. import __version__, tables
 from ..codecs import jpeg, transcode
 from ..errors import InputError, MetadataError, UnsupportedError
-from ..model import Compression, Image, ImageKind, Level, Photometric, Slide
+from ..model import (
+    DEFAULT_ORIENTATION,
+    SLIDE_SIZE_MM,
+    Compression,
+    Image,
+    ImageKind,
+    Level,
+    Photometric,
+    Slide,
+)
 from ..retile import retiled
 from . import carrier, encaps, header
 from .attributes import code_item, da_tm, ds, dt, srgb_profile
@@ -46,10 +56,6 @@ from .uids import (
 if TYPE_CHECKING:
     import pydicom
 
-#: Slide the image is placed on when the source has no slide coordinates (OME): 25 × 75 mm.
-SLIDE_SIZE_MM = (25.0, 75.0)
-#: Image Orientation (Slide) used then: rows along +Y, columns along +X (wsidicom's default).
-DEFAULT_ORIENTATION = (0.0, 1.0, 0.0, 1.0, 0.0, 0.0)
 #: Depth of field assumed when the source does not say (Slice Thickness, Imaged Volume Depth).
 DEFAULT_DEPTH_UM = 1.0
 
@@ -806,27 +812,51 @@ class SlideWriter:
     ) -> tuple[tuple[float, float], tuple[float, ...]]:
         """Total Pixel Matrix Origin (mm, corner of pixel 1\\1) and Image Orientation (Slide).
 
-        OME has no slide frame, so unless the model carries one the image is centred on a
-        25 × 75 mm slide with :data:`DEFAULT_ORIENTATION`; every level shares the origin.
+        In this order: the DICOM source's own placement, carried in its header through an
+        OME-TIFF (exact, whatever its orientation); the model's (a DICOM source, or OME Images
+        placed by their stage positions, ``bridge.ometiff.positions``); else the image is
+        centred on a 25 × 75 mm slide with :data:`DEFAULT_ORIENTATION`. Every level shares the
+        origin.
         """
+        placement = self._carried_placement(image)
+        if placement is not None:
+            return placement
         if image.origin_mm and image.orientation:
             return image.origin_mm, image.orientation
-        origin = self._carried_value(image, "TotalPixelMatrixOriginSequence")
-        carried = self._carried_value(image, "ImageOrientationSlide")
-        if origin and carried and len(carried) == 6:  # the DICOM source's own placement
-            item = origin[0]
-            return (
-                (
-                    float(item.XOffsetInSlideCoordinateSystem),
-                    float(item.YOffsetInSlideCoordinateSystem),
-                ),
-                tuple(float(v) for v in carried),
-            )
         orientation = DEFAULT_ORIENTATION
         # rows run along +Y (image width), columns along +X (image height)
         x0 = SLIDE_SIZE_MM[0] / 2 - extent[1] / 2
         y0 = SLIDE_SIZE_MM[1] / 2 - extent[0] / 2
         return (x0, y0), orientation
+
+    def _carried_placement(
+        self, image: Image
+    ) -> tuple[tuple[float, float], tuple[float, ...]] | None:
+        """The DICOM source's own origin and orientation from its carried header, or None.
+        Values that are not finite numbers (a damaged or edited carrier) are not used, and a
+        note says so: the model's placement takes over."""
+        origin = self._carried_value(image, "TotalPixelMatrixOriginSequence")
+        carried = self._carried_value(image, "ImageOrientationSlide")
+        if not (origin and carried):
+            return None
+        try:
+            item = origin[0]  # type: ignore[index]
+            x = float(item.XOffsetInSlideCoordinateSystem)
+            y = float(item.YOffsetInSlideCoordinateSystem)
+            cosines = tuple(float(v) for v in carried)  # type: ignore[attr-defined]
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+            x = y = math.nan
+            cosines = ()
+        if len(cosines) == 6 and all(math.isfinite(v) for v in (x, y, *cosines)):
+            return (x, y), cosines
+        note = (
+            f"the carried DICOM header of image {image.source_index} has a Total Pixel Matrix "
+            "Origin or Image Orientation (Slide) that is not finite numbers; the image is "
+            "placed as if it had none"
+        )
+        if note not in self.notes:
+            self.notes.append(note)
+        return None
 
     # -- optical path and specimen -------------------------------------------------------------
 

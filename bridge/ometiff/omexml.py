@@ -13,7 +13,7 @@ LensNA, Immersion, Manufacturer, Model); Image (ID, Name, AcquisitionDate, Descr
 ObjectiveSettings/@ID); Pixels (DimensionOrder, Type, Size*, PhysicalSize* + units,
 SignificantBits, Interleaved); Channel (ID, Name, SamplesPerPixel, Color, Excitation/
 EmissionWavelength + units, IlluminationType, ContrastMethod, Fluor); TiffData (IFD, FirstZ,
-FirstC, FirstT, PlaneCount, UUID + FileName).
+FirstC, FirstT, PlaneCount, UUID + FileName); Plane (TheZ, TheC, TheT, PositionX/Y/Z + units).
 """
 
 from __future__ import annotations
@@ -62,12 +62,16 @@ class Channel:
 
 @dataclass(frozen=True)
 class Plane:
-    """Pixels/Plane: 0-based TheZ/TheC/TheT and the stage position of the plane."""
+    """Pixels/Plane: 0-based TheZ/TheC/TheT and the stage position of the plane
+    (PositionX/Y/Z as (value, unit), the unit "reference frame" when the document names none,
+    ome-2016-06.xsd Plane; a value that is not a finite number is dropped with a note)."""
 
     the_z: int
     the_c: int
     the_t: int
     position_z: tuple[float, str] | None = None  # unit default "reference frame"
+    position_x: tuple[float, str] | None = None
+    position_y: tuple[float, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -378,8 +382,11 @@ def _pixels(px: ET.Element, notes: list[str]) -> Pixels:
         except MetadataError as exc:
             notes.append(f"a Plane is ignored: {exc.message}")
             continue
-        position = _length(pl, "PositionZ", "reference frame", notes, positive=False)
-        planes.append(Plane(the_z, the_c, the_t, position))
+        x, y, z = (
+            _length(pl, key, "reference frame", notes, positive=False)
+            for key in ("PositionX", "PositionY", "PositionZ")
+        )
+        planes.append(Plane(the_z, the_c, the_t, z, x, y))
     bits = None
     try:
         bits = _int(px, "SignificantBits", minimum=1)

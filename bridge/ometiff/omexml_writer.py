@@ -7,19 +7,22 @@ Two cases:
   Image's TiffData (IFD, PlaneCount, UUID/FileName);
 * otherwise a document is made from the model: one Image per pyramid and per associated image
   (named ``label``, ``macro``, ``thumbnail``), Pixels with PhysicalSizeX/Y in µm (X from the
-  DICOM column spacing), Channels from the optical paths, AcquisitionDate, Instrument/Objective,
-  and in StructuredAnnotations the header of every source DICOM instance as DICOM JSON
-  (CommentAnnotation, namespace :data:`DICOM_JSON_NS`) plus a MapAnnotation of the identifiers
-  people search for (MAPPING.md 4.3).
+  DICOM column spacing), Channels from the optical paths, Plane PositionX/Y (mm) from the
+  Total Pixel Matrix Origin and PositionZ (µm) from the focal planes, AcquisitionDate,
+  Instrument/Objective, and in StructuredAnnotations the header of every source DICOM
+  instance as DICOM JSON (CommentAnnotation, namespace :data:`DICOM_JSON_NS`) plus a
+  MapAnnotation of the identifiers people search for (MAPPING.md 4.3).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__, tables
 from ..model import Image, ImageKind, Slide
+from .positions import stage_from_origin
 
 if TYPE_CHECKING:
     from ..annotations.section import RoiSplit
@@ -207,14 +210,10 @@ def _build_new(
             pixels["physical_size_y"] = image.pixel_size_um[1]
         z = image.focal_planes_um
         if len(z) > 1:  # the mean step; Plane/@PositionZ keeps each plane's own Z
-            from ome_types.model import Plane
-
             pixels["physical_size_z"] = (z[-1] - z[0]) / (len(z) - 1)
-            pixels["planes"] = [
-                Plane(the_z=k, the_c=c, the_t=0, position_z=z[k], position_z_unit="µm")
-                for c in range(size_c // samples or 1)
-                for k in range(len(z))
-            ]
+        planes = _planes(image, size_c // samples or 1)
+        if planes:
+            pixels["planes"] = planes
         if image.kind is ImageKind.VOLUME:
             name = image.name or slide.slide_id
         else:
@@ -275,6 +274,44 @@ def _build_new(
         instruments=instruments,
         structured_annotations=annotations,
     )
+
+
+def _planes(image: Image, size_c: int) -> list[Any]:
+    """Plane elements: PositionZ (µm) of each focal plane of an uneven or multi-plane stack,
+    and for a pyramid placed on the slide the stage PositionX/PositionY (mm) of its centre,
+    from the Total Pixel Matrix Origin and Image Orientation (Slide) (``positions``: stage x =
+    slide Y, stage y = slide X), so that the way back places each pyramid where it was."""
+    from ome_types.model import Plane
+
+    z = image.focal_planes_um
+    where: dict[str, Any] = {}
+    if (
+        image.kind is ImageKind.VOLUME
+        and image.origin_mm is not None
+        and image.orientation is not None
+        and image.pixel_size_um is not None
+    ):
+        extent = (
+            image.size[0] * image.pixel_size_um[0] / 1000.0,
+            image.size[1] * image.pixel_size_um[1] / 1000.0,
+        )
+        x, y = stage_from_origin(image.origin_mm, image.orientation, extent)
+        if math.isfinite(x) and math.isfinite(y):  # damaged cosines can overflow
+            where = {"position_x": x, "position_x_unit": "mm", "position_y": y}
+            where["position_y_unit"] = "mm"
+    if len(z) < 2 and not where:
+        return []
+    return [
+        Plane(
+            the_z=k,
+            the_c=c,
+            the_t=0,
+            **({"position_z": z[k], "position_z_unit": "µm"} if len(z) > 1 else {}),
+            **where,
+        )
+        for c in range(size_c)
+        for k in range(len(z))
+    ]
 
 
 def _ids(slide: Slide) -> list[Any]:

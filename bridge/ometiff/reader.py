@@ -41,7 +41,7 @@ from ..model import (
     Slide,
     TiffLevelInfo,
 )
-from . import omexml
+from . import omexml, positions
 from .description import lean_descriptions
 from .tiles import (
     DecodingSource,
@@ -209,6 +209,7 @@ def _read(path: Path, tf: tifffile.TiffFile, raw: RawFile, timepoint: int | None
             images.append(image)
     if not images:
         raise InputError("the OME-XML describes no image with pixels in this file", path=path)
+    images = list(positions.place(images, ome.images, timepoint or 0, warnings))
     annotations: list[Any] = []
     if "ROI" in xml:  # cheap test first: most slides have none
         from ..annotations import has_rois, rois_from_ome_xml

@@ -646,7 +646,7 @@ def _enum_name(enum: Any, value: int) -> str:
         return str(value)
 
 
-def _check_layout(path: Path, raw: RawFile, page: tifffile.TiffPage, what: str) -> None:
+def _check_layout(path: Path, page: tifffile.TiffPage, what: str) -> None:
     """Refuse a page whose tags cannot describe its own data (TIFF 6.0 sections 3, 15).
 
     Everything later computed from the tags (tile grids, decoded tile buffers, byte ranges) is
@@ -798,7 +798,7 @@ def _read_level(
     for key, other in pages.items():
         if (other.imagewidth, other.imagelength) != size or other.compression != page.compression:
             raise MetadataError(f"{what}: plane {key} differs in size or codec", path=path)
-        _check_layout(path, raw, other, f"{what} plane {key}")
+        _check_layout(path, other, f"{what} plane {key}")
         issue = _check_counts(path, raw, other, f"{what} plane {key}") or issue
     downsample = (size0[0] / size[0], size0[1] / size[1])
     compression = _COMPRESSION.get(int(page.compression), Compression.OTHER)

@@ -284,6 +284,15 @@ _CHECKS = (
         "physical length unit.",
     ),
     Check(
+        "OME-tiff-structure",
+        "ome",
+        "TIFF 6.0 sections 3, 15 (ImageWidth, TileWidth/Length, RowsPerStrip, "
+        "Strip/TileOffsets and ByteCounts)",
+        "Every IFD and SubIFD has a size, one integer in each baseline field, tiles no larger "
+        "than the image, and one offset and byte count per tile or strip, inside the file "
+        "(the reader's own checks, bridge/ometiff/reader.py check_layout).",
+    ),
+    Check(
         "OME-tile-size",
         "ome",
         "TIFF 6.0 section 15 (TileWidth, TileLength: multiples of 16)",

@@ -19,6 +19,7 @@ import tifffile
 from lxml import etree
 
 from bridge import tables
+from bridge.ometiff.omexml import DIMENSION_ORDERS
 
 from . import ome_roi
 from .catalog import finding
@@ -142,6 +143,30 @@ class TiffSet:
                 tf.close()
 
 
+def _structure(path: Path, tf: tifffile.TiffFile, where: dict) -> Iterator[Finding]:
+    """OME-tiff-structure: each IFD and SubIFD through the converter's own page checks, so
+    that a file ``omedicom convert`` refuses is a finding here, not a crash of a later check."""
+    from bridge.errors import InputError
+    from bridge.ometiff.reader import check_layout, tiff_structure
+
+    for index in range(len(tf.pages)):
+        what = f"IFD {index}"
+        try:
+            with tiff_structure(path, what):
+                page = tf.pages[index]
+                page = page if isinstance(page, tifffile.TiffPage) else page.aspage()
+                pages = [(what, page)]
+                for level, offset in enumerate(page.subifds or ()):
+                    tf.filehandle.seek(offset)
+                    sub = tifffile.TiffPage(tf, (page.index, level + 1))
+                    pages.append((f"{what} SubIFD {level + 1}", sub))
+            for label, one in pages:
+                check_layout(path, one, label)
+        except InputError as exc:
+            yield finding("OME-tiff-structure", exc.message, attribute=what, **where)
+            return
+
+
 def check(path: Path, name: str) -> Iterator[Finding]:
     """Every OME-TIFF check on one file. Raises :class:`Unreadable` when it is not a TIFF."""
     tf, log = open_tiff(path)
@@ -205,6 +230,10 @@ def _check(
             attribute="IFD 0 ImageDescription",
             **where,
         )
+        return
+    damaged = list(_structure(path, tf, where))
+    yield from damaged
+    if damaged:  # the other checks read what these tags describe
         return
     root, found = parse_xml(description.encode("utf-8"), "ImageDescription of IFD 0", where)
     yield from found
@@ -354,13 +383,22 @@ def read_images(root: etree._Element, where: dict) -> tuple[list[OmeImage], list
             )
             continue
         size = {k: max(0, v or 0) for k, v in size.items()}
+        order = px.get("DimensionOrder", "XYZCT")
+        if order not in DIMENSION_ORDERS:
+            out.append(
+                finding(
+                    "OME-xml",
+                    f"Pixels/@DimensionOrder is {order!r}; the schema allows "
+                    + ", ".join(sorted(DIMENSION_ORDERS)),
+                    image=image_id,
+                    attribute="DimensionOrder",
+                    **where,
+                )
+            )
+            continue
         channels = children(px, "Channel")
         spp = _int(channels[0], "SamplesPerPixel", 1) if channels else 1
-        images.append(
-            OmeImage(
-                image_id, el.get("Name"), el, size, px.get("DimensionOrder", "XYZCT"), spp or 1
-            )
-        )
+        images.append(OmeImage(image_id, el.get("Name"), el, size, order, spp or 1))
     return images, out
 
 

@@ -206,3 +206,22 @@ def test_file_cut_short(good: Path, tmp_path: Path) -> None:
     assert "damaged or cut short" in next(
         f.message for f in report.findings if f.severity is Severity.ERROR
     )
+
+
+@pytest.mark.parametrize(
+    ("tag", "value", "needle"),
+    [
+        ("TileWidth", 0, "TileWidth is 0"),
+        ("TileLength", 65535, "TileLength is 65535"),
+        ("ImageWidth", 0, "ImageWidth × ImageLength is 0×500"),
+    ],
+)
+def test_tags_that_cannot_describe_the_data(copy: Path, tag: str, value: int, needle: str) -> None:
+    """OME-tiff-structure: the converter's page checks run first; the checks after them read
+    what these tags describe and used to crash (ZeroDivisionError) on such a file."""
+    with tifffile.TiffFile(copy, mode="r+b") as tf:
+        tf.pages[0].tags[tag].overwrite(value)
+    report = run(copy)
+    assert ids(report) == {"OME-tiff-structure"}, report.sorted()
+    assert needle in next(f.message for f in report.findings if f.id == "OME-tiff-structure")
+    assert report.exit_code == 1

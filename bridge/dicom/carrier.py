@@ -95,7 +95,7 @@ def read_tiff_info(ds: Dataset) -> TiffLevelInfo | None:
         return None
     try:
         data = json.loads(str(block[TIFF_INFO].value))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: arrays nested too deep
         raise Damaged(f"not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise Damaged(f"a JSON {type(data).__name__}, not an object")

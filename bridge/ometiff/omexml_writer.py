@@ -56,9 +56,13 @@ def build(
     file_name: str,
     file_uuid: str,
     split: RoiSplit | None = None,
+    notes: list[str] | None = None,
 ) -> Iterable[str]:
     """The OME-XML of the file, as pieces of text to write one after the other (a document
-    with a million ROIs is never held as one string). ``split`` is :func:`carried_split`."""
+    with a million ROIs is never held as one string). ``split`` is :func:`carried_split`.
+
+    A carried OME-XML that ome-types cannot read (damaged in the DICOM private block) is
+    not used: the document is built from the model, and ``notes`` says so."""
     import ome_types
 
     from ..annotations import has_rois
@@ -69,8 +73,16 @@ def build(
     if carried:
         # ome-types rewrites the document without its ROI part, which goes back in as text:
         # a million shapes as pydantic objects would take minutes and gigabytes
-        ome = ome_types.from_xml(split.head if split else carried, validate=False)
-        if len(ome.images) == len(images):
+        try:
+            ome = ome_types.from_xml(split.head if split else carried, validate=False)
+        except Exception as exc:  # lxml, xsdata and pydantic each raise their own errors
+            ome = None
+            if notes is not None:
+                notes.append(
+                    f"the carried OME-XML is damaged ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0][:200]}); the standard attributes are used instead"
+                )
+        if ome is not None and len(ome.images) == len(images):
             xml = _update_carried(ome, images, layout, file_name, file_uuid)
             if split is not None:  # the original ROIs, Mask and Label included
                 try:

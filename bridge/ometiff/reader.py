@@ -15,6 +15,7 @@ import dataclasses
 import itertools
 import logging
 import os
+import reprlib
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -480,6 +481,13 @@ def _read_image(
     spp = channels[0].samples_per_pixel if channels else 1
     size_c = pixels.size_c // spp if pixels.size_c >= spp else pixels.size_c
     sizes = {"Z": pixels.size_z, "C": max(1, size_c), "T": pixels.size_t}
+    if len(channels) > sizes["C"]:  # OME: SizeC = the Channels' SamplesPerPixel summed
+        raise MetadataError(
+            f"the OME-XML of image {ome_image.id} has {len(channels)} Channel elements of "
+            f"{spp} sample(s) each for SizeC {pixels.size_c}",
+            path=path,
+            hint="the OME-XML is damaged; rewrite it (tifffile.tiffcomment) or re-export the file",
+        )
     ifds = _plane_ifds(path, tf, ome, ome_image, sizes)
     kind_name = tables.associated_kind(ome_image.name)
     kind = ImageKind(kind_name) if kind_name else ImageKind.VOLUME
@@ -646,7 +654,24 @@ def _enum_name(enum: Any, value: int) -> str:
         return str(value)
 
 
-def _check_layout(path: Path, page: tifffile.TiffPage, what: str) -> None:
+#: tifffile page attributes that must each be one integer (TIFF 6.0 baseline fields).
+_SCALAR_TAGS = (
+    "imagewidth",
+    "imagelength",
+    "imagedepth",
+    "tilewidth",
+    "tilelength",
+    "rowsperstrip",
+    "samplesperpixel",
+    "bitspersample",
+    "sampleformat",
+    "photometric",
+    "compression",
+    "planarconfig",
+)
+
+
+def check_layout(path: Path, page: tifffile.TiffPage, what: str) -> None:
     """Refuse a page whose tags cannot describe its own data (TIFF 6.0 sections 3, 15).
 
     Everything later computed from the tags (tile grids, decoded tile buffers, byte ranges) is
@@ -663,6 +688,11 @@ def _check_layout(path: Path, page: tifffile.TiffPage, what: str) -> None:
             hint="the TIFF tags are damaged; export or fetch the file again",
         )
 
+    for name in _SCALAR_TAGS:  # a tag of another type or count reads as bytes or a tuple
+        value = getattr(page, name, 0)
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+            shown = reprlib.repr(value)
+            raise refuse(f"the TIFF tag behind {name} holds {shown}, not one whole number")
     width, height = page.imagewidth, page.imagelength
     if width < 1 or height < 1:
         raise refuse(f"ImageWidth × ImageLength is {width}×{height}")
@@ -670,6 +700,13 @@ def _check_layout(path: Path, page: tifffile.TiffPage, what: str) -> None:
     if spp < 1:
         raise refuse(f"SamplesPerPixel is {spp}")
     planes = spp if page.planarconfig == 2 else 1
+    tags = page.tags
+    if not page.is_tiled and (322 in tags or 323 in tags):  # tifffile: a 0 means "strips"
+        width_tag, length_tag = tags.valueof(322), tags.valueof(323)
+        raise refuse(
+            f"TileWidth is {width_tag} and TileLength {length_tag}: the tags name tiles "
+            "of no size"
+        )
     if page.is_tiled:
         tw, th = page.tilewidth, page.tilelength
         for name, tile, size in (("TileWidth", tw, width), ("TileLength", th, height)):
@@ -698,7 +735,7 @@ def _check_layout(path: Path, page: tifffile.TiffPage, what: str) -> None:
 
 def _check_counts(path: Path, raw: RawFile, page: tifffile.TiffPage, what: str) -> str | None:
     """Refuse tile data past the end of the file; report missing (empty) tiles as an issue.
-    Called after :func:`_check_layout`, so offsets and counts pair up."""
+    Called after :func:`check_layout`, so offsets and counts pair up."""
     offsets = np.asarray(page.dataoffsets, dtype=np.uint64)
     counts = np.asarray(page.databytecounts, dtype=np.uint64)
     # each is checked alone first: their sum could not overflow then
@@ -798,7 +835,7 @@ def _read_level(
     for key, other in pages.items():
         if (other.imagewidth, other.imagelength) != size or other.compression != page.compression:
             raise MetadataError(f"{what}: plane {key} differs in size or codec", path=path)
-        _check_layout(path, other, f"{what} plane {key}")
+        check_layout(path, other, f"{what} plane {key}")
         issue = _check_counts(path, raw, other, f"{what} plane {key}") or issue
     downsample = (size0[0] / size[0], size0[1] / size[1])
     compression = _COMPRESSION.get(int(page.compression), Compression.OTHER)

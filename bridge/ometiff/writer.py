@@ -209,7 +209,9 @@ class OmeTiffWriter:
         from . import omexml_writer
 
         file_uuid = f"urn:uuid:{uuid.uuid4()}"
-        xml = omexml_writer.build(self.slide, self.images, name or path.name, file_uuid, self.split)
+        xml = omexml_writer.build(
+            self.slide, self.images, name or path.name, file_uuid, self.split, self.notes
+        )
         with tifffile.TiffWriter(path, bigtiff=True, ome=False) as tw:
             first = True
             for image in self.images:

@@ -704,8 +704,7 @@ def check_layout(path: Path, page: tifffile.TiffPage, what: str) -> None:
     if not page.is_tiled and (322 in tags or 323 in tags):  # tifffile: a 0 means "strips"
         width_tag, length_tag = tags.valueof(322), tags.valueof(323)
         raise refuse(
-            f"TileWidth is {width_tag} and TileLength {length_tag}: the tags name tiles "
-            "of no size"
+            f"TileWidth is {width_tag} and TileLength {length_tag}: the tags name tiles of no size"
         )
     if page.is_tiled:
         tw, th = page.tilewidth, page.tilelength

@@ -152,3 +152,19 @@ def test_ome_xml_that_is_not_utf8_is_repaired_and_said(tmp_path: Path) -> None:
     spacing = ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing
     assert [float(v) for v in spacing] == [0.0005, 0.0005]
     assert str(ds.PhotometricInterpretation) == "YBR_FULL_422"
+
+
+def test_an_icc_tag_that_holds_no_profile_is_dropped_and_said(tmp_path: Path) -> None:
+    """Tag 34675 of another type (found by fuzzing: a TypeError in the writer and in info)."""
+    src = samples.write_tifffile(
+        tmp_path / "icc.ome.tif", size=(300, 200), levels=1, icc=b"\x00" * 200
+    )
+    with tifffile.TiffFile(src, mode="r+b") as tf:
+        tf.pages[0].tags[34675].overwrite(1, dtype=4)
+    assert run_cli("info", src).returncode == 0
+    out = tmp_path / "out"
+    proc = run_cli("convert", src, out)
+    assert proc.returncode == 0, proc.stderr
+    assert "the ICC profile tag (34675) holds no ICC profile; it is ignored" in proc.stderr
+    check = run_cli("check", out)  # the output's own profile (sRGB) is a valid one
+    assert check.returncode == 0, check.stdout

@@ -598,11 +598,24 @@ def _read_image(
         acquired=ome_image.acquisition_date,
         description=ome_image.description,
         objective=_objective(ome, ome_image),
-        icc_profile=first.iccprofile,
+        icc_profile=_icc_profile(first, where, warnings),
         source_index=index,
         time_points=sizes["T"],
         time_point=timepoint,
     )
+
+
+def _icc_profile(page: tifffile.TiffPage, where: str, warnings: list[str]) -> bytes | None:
+    """The ICC profile of TIFF tag 34675 (InterColorProfile, type UNDEFINED): bytes that
+    begin with a profile header (ICC.1 7.2: the size, then "acsp" at offset 36). A tag of
+    another type or a value that is no profile is dropped, and the conversion says so."""
+    value = page.iccprofile
+    if value is None:
+        return None
+    if isinstance(value, (bytes, bytearray)) and len(value) >= 128 and value[36:40] == b"acsp":
+        return bytes(value)
+    warnings.append(f"{where}: the ICC profile tag (34675) holds no ICC profile; it is ignored")
+    return None
 
 
 _OME_TYPES = {

@@ -9,8 +9,10 @@ from the shape definitions, independently of the bridge's geometry code.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import highdicom as hd
@@ -474,11 +476,16 @@ def test_annotations_of_another_slide_are_left_out(converted: dict) -> None:
 def test_lower_level_references_are_scaled_to_level0(converted: dict, tmp_path: Path) -> None:
     level1 = pydicom.dcmread(converted["out"] / "level1.dcm", stop_before_pixels=True)
     by_label = {g.label: g for g in converted["groups"]}
-    write_dicom_annotations([by_label["box"]], level1, tmp_path / "l1.dcm")
-    (back,), _ = read_dicom_annotations([tmp_path / "l1.dcm"], [converted["level0"], level1])
-    # written as level-0 pixels against level 1, read back scaled by 2: the reader scales
+    box = by_label["box"]
     sx = int(converted["level0"].TotalPixelMatrixColumns) / int(level1.TotalPixelMatrixColumns)
-    np.testing.assert_allclose(back.coordinates, by_label["box"].coordinates * sx, atol=1e-6)
+    sy = int(converted["level0"].TotalPixelMatrixRows) / int(level1.TotalPixelMatrixRows)
+    assert sx == sy == 2
+    # the box in level-1 pixels, written against level 1: the reader scales it to level 0
+    on_level1 = replace(box, coordinates=box.coordinates / [sx, sy])
+    written = write_dicom_annotations([on_level1], level1, tmp_path / "l1.dcm")
+    assert written.warnings == ()  # inside level 1: nothing moved
+    (back,), _ = read_dicom_annotations([tmp_path / "l1.dcm"], [converted["level0"], level1])
+    np.testing.assert_allclose(back.coordinates, box.coordinates, atol=1e-6)
 
 
 def test_group_types_and_codes_come_from_the_mapping_table(converted: dict) -> None:
@@ -548,3 +555,87 @@ def test_add_rois_to_an_ome_types_document(converted: dict) -> None:
     for a in converted["groups"]:
         b = next(g for g in again if g.label == a.label)
         np.testing.assert_allclose(b.coordinates, a.coordinates, rtol=0, atol=1e-9)
+
+
+# -- annotations outside the image (issue 12: exit 0 must mean `check` accepts the output) ----
+
+
+def _group(kind: GraphicType, annotations: list[list[tuple[float, float]]], **kw):
+    from bridge.model import AnnotationGroup
+
+    lengths = [len(a) for a in annotations]
+    offsets = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+    coords = np.array([p for a in annotations for p in a], dtype=np.float64)
+    return AnnotationGroup(
+        label=kind.value.lower(), graphic_type=kind, coordinates=coords, offsets=offsets, **kw
+    )
+
+
+def test_outside_annotations_are_dropped_and_edges_clamped() -> None:
+    from bridge.annotations.bounds import fit_to_image
+    from bridge.model import AnnotationGroup
+
+    far = [(5.0, 2.0**32)]  # wholly outside: dropped
+    edge = [(-3.0, 5.0), (12.0, 5.0)]  # crosses the image: clamped to x = 0 and x = 10
+    inside = [(1.0, 1.0), (2.0, 2.0)]
+    m = AnnotationGroup.Measurement(
+        ("a", "b", "area"), ("um2", "UCUM", "um2"), np.array([1, 2, 3.0])
+    )
+    group = _group(GraphicType.POLYLINE, [[*far, (6.0, 2.0**32)], edge, inside], measurements=(m,))
+    fitted = fit_to_image(group, 10, 8, "g")
+    assert fitted.group is not None and fitted.note is not None
+    assert "1 of 3 annotation(s) lying outside were dropped" in fitted.note
+    assert "2 point(s) were moved to the nearest image edge" in fitted.note
+    np.testing.assert_array_equal(fitted.group.offsets, [0, 2])
+    np.testing.assert_allclose(fitted.group.coordinates, [[0, 5], [10, 5], [1, 1], [2, 2]])
+    np.testing.assert_allclose(fitted.group.measurements[0].values, [2, 3])
+    # an ellipse cannot lose an endpoint and stay itself: any point outside drops it
+    oval = _group(GraphicType.ELLIPSE, [[(-1.0, 4.0), (5.0, 4.0), (2.0, 2.0), (2.0, 6.0)]])
+    assert fit_to_image(oval, 10, 8, "e").group is None
+    # a group wholly inside comes back as it is, with no note
+    same = fit_to_image(_group(GraphicType.POINT, [[(0.0, 0.0)], [(10.0, 8.0)]]), 10, 8, "p")
+    assert same.note is None and same.group is not None
+    np.testing.assert_array_equal(same.group.coordinates, [[0, 0], [10, 8]])
+
+
+def test_rois_far_outside_convert_to_an_instance_check_accepts(tmp_path: Path) -> None:
+    """A Rectangle at Y = 2**32 (a fuzz finding): convert says it was dropped, writes the
+    shapes that lie on the image, and `check` finds no ANN-coordinates error in the output."""
+    rois = [
+        ROI(
+            id="ROI:0",
+            name="far",
+            union=[Rectangle(id="Shape:0", x=5, y=2.0**32, width=4, height=4)],
+        ),
+        ROI(
+            id="ROI:1",
+            name="edge",
+            union=[Rectangle(id="Shape:1", x=600, y=10, width=80, height=20)],
+        ),
+        ROI(id="ROI:2", name="in", union=[Point(id="Shape:2", x=10, y=10)]),
+    ]
+    source = tmp_path / "far.ome.tif"
+    make_ome_tiff_with_rois(source, rois)
+    out = tmp_path / "dicom"
+    proc = run_cli("convert", source, out, check=True)
+    assert "lying outside were dropped" in proc.stderr
+    assert "moved to the nearest image edge" in proc.stderr
+    ann = hd.ann.annread(out / "annotations.dcm")
+    labels = {g.label: g for g in ann.AnnotationGroupSequence}
+    assert set(labels) == {"edge", "in"}
+    edge = labels["edge"].get_graphic_data("2D")[0]
+    assert edge[:, 0].max() == SIZE[0]  # x = 680 clamped to the right edge, 640
+    report = run_cli("check", out, "--json")
+    findings = json.loads(report.stdout)["findings"]
+    assert [f for f in findings if f["id"] == "ANN-coordinates"] == []
+
+
+def test_rois_all_outside_write_no_annotation_instance(tmp_path: Path) -> None:
+    rois = [ROI(id="ROI:0", name="far", union=[Point(id="Shape:0", x=1e9, y=1e9)])]
+    source = tmp_path / "far.ome.tif"
+    make_ome_tiff_with_rois(source, rois)
+    out = tmp_path / "dicom"
+    proc = run_cli("convert", source, out, check=True)
+    assert "every annotation lies outside the image" in proc.stderr
+    assert not (out / "annotations.dcm").exists()
+    assert (out / "level0.dcm").exists()

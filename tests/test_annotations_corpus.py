@@ -130,8 +130,13 @@ def test_corpus_2016_roi_xml_converts(roi_2016: dict) -> None:
     )
     path = roi_2016["out"] / "annotations.dcm"
     written = write_dicom_annotations(groups, roi_2016["out"] / "level0.dcm", path)
-    assert any("outside the image" in w for w in written.warnings)  # Rectangle 1,2,3,4 in 6x4
-    _compare_with_highdicom(path, groups)
+    # Rectangle X=1 Y=2 W=3 H=4 in a 6x4 image: its lower corners (y = 6) lie outside, and are
+    # moved to the bottom edge (y = 4), said in a warning; the other shapes are inside
+    assert any("2 point(s) were moved to the nearest image edge" in w for w in written.warnings)
+    rect = next(g for g in groups if g.label == "Hi There!")
+    np.testing.assert_allclose(rect.coordinates, [[1, 2], [4, 2], [4, 6], [1, 6]])
+    inside = replace(rect, coordinates=np.array([[1.0, 2], [4, 2], [4, 4], [1, 4]]))
+    _compare_with_highdicom(path, tuple(inside if g is rect else g for g in groups))
     if dicom3tools.available():
         assert _dciodvfy_errors(path) == []
     level0 = pydicom.dcmread(roi_2016["out"] / "level0.dcm", stop_before_pixels=True)

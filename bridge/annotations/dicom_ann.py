@@ -46,6 +46,7 @@ from .. import __version__
 from ..errors import InputError, MetadataError, OutputError
 from ..model import AnnotationGroup, GraphicType
 from . import codes
+from .bounds import fit_to_image
 
 ANN_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.91.1"
 PRIVATE_GROUP = 0x0077
@@ -252,6 +253,8 @@ def write_dicom_annotations(
     for g in groups:
         check_group(g)
     three_d = len(geo.focal_planes_mm) > 1 and any(g.z is not None for g in groups)
+    if not three_d:
+        groups = _inside(groups, geo, warnings)
     hd_groups = []
     total = 0
     for number, group in enumerate(groups, start=1):
@@ -299,6 +302,33 @@ def write_dicom_annotations(
     )
 
 
+class NothingInside(MetadataError):
+    """Every annotation lies outside the image the instance would reference."""
+
+
+def _inside(
+    groups: Sequence[AnnotationGroup], geo: ImageGeometry, warnings: list[str]
+) -> list[AnnotationGroup]:
+    """The groups brought inside the referenced Total Pixel Matrix (:mod:`.bounds`); groups
+    with nothing inside are left out, and :class:`NothingInside` is raised when none is left."""
+    kept = []
+    for number, group in enumerate(groups, start=1):
+        fitted = fit_to_image(
+            group, geo.columns, geo.rows, f"annotation group {number} ({group.label!r})"
+        )
+        if fitted.note:
+            warnings.append(fitted.note)
+        if fitted.group is not None:
+            kept.append(fitted.group)
+    if not kept:
+        raise NothingInside(
+            f"every annotation lies outside the image (0..{geo.columns} x 0..{geo.rows} "
+            "pixels); no annotation instance was written",
+            hint="check that the annotations belong to this slide and are in its level-0 pixels",
+        )
+    return kept
+
+
 def _hd_group(
     hd: Any,
     number: int,
@@ -334,18 +364,7 @@ def _hd_group(
                 )
     coords = np.ascontiguousarray(group.coordinates, dtype=np.float64)
     if not three_d:
-        outside = (
-            (coords[:, 0] < 0)
-            | (coords[:, 1] < 0)
-            | (coords[:, 0] > geo.columns)
-            | (coords[:, 1] > geo.rows)
-        )
-        if outside.any():
-            warnings.append(
-                f"{name} has {int(outside.sum())} point(s) outside the image "
-                f"(0..{geo.columns} x 0..{geo.rows} pixels); they are kept as they are"
-            )
-        data = coords
+        data = coords  # inside the image: see _inside
     else:
         xy = geo.to_slide(coords)
         z = z_mm if z_mm is not None else geo.focal_planes_mm[0]

@@ -447,19 +447,29 @@ class SlideWriter:
         for image in volumes:
             groups = [g for g in self.slide.annotations if g.image_index == image.source_index]
             if groups:
-                written.append(self._write_annotations(out_dir, image, groups, written))
+                ann = self._write_annotations(out_dir, image, groups, written)
+                if ann is not None:
+                    written.append(ann)
         return written
 
     def _write_annotations(
         self, out_dir: Path, image: Image, groups: list, written: list[WrittenInstance]
-    ) -> WrittenInstance:
+    ) -> WrittenInstance | None:
         """One Microscopy Bulk Simple Annotations instance per pyramid (C.37.1.2),
-        referencing its base level (the first level-0 instance written)."""
+        referencing its base level (the first level-0 instance written); none, with a note,
+        when every annotation lies outside that level."""
         from ..annotations import write_dicom_annotations
+        from ..annotations.dicom_ann import NothingInside
 
         base = next(w for w in written if w.image_index == image.source_index and w.level == 0)
         prefix = base.path.name.split("level0")[0]
-        result = write_dicom_annotations(groups, base.path, out_dir / f"{prefix}annotations.dcm")
+        try:
+            result = write_dicom_annotations(
+                groups, base.path, out_dir / f"{prefix}annotations.dcm"
+            )
+        except NothingInside as exc:
+            self.notes.append(str(exc))
+            return None
         self.notes.extend(result.warnings)
         return WrittenInstance(
             result.path, result.sop_instance_uid, image.source_index, -1, image.kind, 0

@@ -1,0 +1,101 @@
+"""``omedicom deidentify SRC DST``: the PS3.15 Annex E Basic Application Level Confidentiality
+Profile, with its options by name, for DICOM WSI (files, folders) and OME-TIFF."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .profile import OPTION_NAMES
+
+HELP = (
+    """\
+De-identify a slide for research: the PS3.15 Annex E Basic Application Level Confidentiality
+Profile, driven by Table E.1-1 (mappings/deid_profile.toml), on every instance, on the
+annotations and on both carriers (the OME-XML in the private block, the DICOM header JSON
+inside the OME-XML). Pixel data are copied as they are, never re-encoded.
+
+  LABEL images are dropped (--labels keep keeps them), and so are OVERVIEW images
+  (--overview keep); Burned In Annotation says what remains.
+  UIDs (Study, Series, SOP Instance, Frame of Reference, Pyramid, Dimension Organization,
+  Specimen, Concatenation and every reference to them) are replaced; identifiers (Container
+  Identifier, Barcode Value, Label Text, Specimen Identifier, Patient ID, Accession Number)
+  get pseudonyms. With --key-file the replacements are an HMAC of the source under that key:
+  the same source and key give the same output. Without it they are random.
+  An audit record DST.audit.json, written beside DST (never inside), maps every source UID
+  and identifier to its replacement: keep it apart from the data; it re-identifies.
+
+options (--option NAME, repeatable; PS3.15 E.3, coded with CID 7050):
+  """
+    + ", ".join(OPTION_NAMES)
+    + """
+
+exit codes: 0 done, 2 unreadable input, 3 unsupported, 4 output cannot be written.
+"""
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser, *, prefix: str = "") -> None:
+    """The de-identification options (shared with ``convert --deidentify``)."""
+    parser.add_argument(
+        f"--{prefix}option",
+        dest="deid_options",
+        action="append",
+        choices=sorted(OPTION_NAMES),
+        default=[],
+        metavar="NAME",
+        help="a PS3.15 E.3 option: " + ", ".join(OPTION_NAMES),
+    )
+    parser.add_argument(
+        "--labels", choices=["drop", "keep"], default="drop", help="LABEL images (default drop)"
+    )
+    parser.add_argument(
+        "--overview",
+        choices=["drop", "keep"],
+        default="drop",
+        help="OVERVIEW (macro) images (default drop)",
+    )
+    parser.add_argument(
+        "--key-file",
+        metavar="FILE",
+        help="secret key (16+ bytes) for deterministic UIDs and pseudonyms; keep it apart",
+    )
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    cmd = subparsers.add_parser(
+        "deidentify",
+        help="de-identify a slide (PS3.15 Basic Profile, labels, carriers, audit record)",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cmd.add_argument("src", metavar="SRC", help="DICOM file or folder, or an OME-TIFF")
+    cmd.add_argument("dst", metavar="DST", help="output: a folder (DICOM) or a file (OME-TIFF)")
+    cmd.add_argument("--to", choices=["dicom", "ome-tiff"], help="output format (default: SRC's)")
+    add_arguments(cmd)
+    cmd.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
+    cmd.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    cmd.set_defaults(func=run)
+
+
+def options_from(args: argparse.Namespace):
+    from .profile import Options
+
+    return Options(frozenset(args.deid_options), labels=args.labels, overview=args.overview)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .run import deidentify, read_key
+
+    outcome = deidentify(
+        Path(args.src),
+        Path(args.dst),
+        options=options_from(args),
+        key=read_key(args.key_file),
+        overwrite=args.overwrite,
+        to=args.to,
+    )
+    if not args.quiet:
+        print(outcome.summary(), file=sys.stderr)
+    return 0

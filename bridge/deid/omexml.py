@@ -60,6 +60,9 @@ def clean_ome_xml(text: str, cleaner: Cleaner) -> str:
             name == "Value" and parent is not None and _local(parent.tag) == "CommentAnnotation"
         ):
             pass  # handled with their parents below
+        if name == "Image" and _dropped(element.get("Name"), cleaner) and parent is not None:
+            parent.remove(element)  # its instance is left out too (labels, overviews)
+            continue
         if name in _NAMED and element.get("Name"):
             element.set("Name", _name(element.get("Name"), name, cleaner))
         if name in _SHAPES and element.get("Text"):
@@ -92,6 +95,13 @@ def clean_ome_xml(text: str, cleaner: Cleaner) -> str:
             ):
                 parent.remove(element)
     return etree.tostring(root, encoding="unicode")
+
+
+def _dropped(name: str | None, cleaner: Cleaner) -> bool:
+    kind = associated_kind(name)
+    return (kind == "LABEL" and cleaner.options.labels == "drop") or (
+        kind == "OVERVIEW" and cleaner.options.overview == "drop"
+    )
 
 
 def _name(value: str, element: str, cleaner: Cleaner) -> str:
@@ -131,18 +141,31 @@ def _date_element(element, cleaner: Cleaner) -> None:
 
 
 def _map(element, cleaner: Cleaner) -> None:
-    from ..dicom.uids import is_valid
+    """MapAnnotation values: a key that is a DICOM keyword follows Table E.1-1 for that
+    attribute; other keys keep their value only in the bridge's own namespaces (annotation
+    group properties, measurements), else the value is removed."""
+    from pydicom.datadict import tag_for_keyword
 
-    identifiers = {"PatientID", "ContainerIdentifier", "AccessionNumber", "SpecimenIdentifier"}
+    from ..dicom.uids import is_valid
+    from .dataset import PSEUDONYMIZED
+    from .profile import action
+
+    ours = (element.get("Namespace") or "").startswith("urn:omedicom:")
     for m in list(element.iter()):
         if _local(m.tag) != "M":
             continue
         key, value = m.get("K", ""), (m.text or "").strip()
         if not value:
             continue
-        if is_valid(value) and "." in value:
+        tag = tag_for_keyword(key)
+        act = action(tag, cleaner.options) if tag is not None else None
+        if (tag is not None and act is None) or act == "K" or (tag is None and ours):
+            continue
+        if act == "C":
+            m.text = cleaner.scrub(value)
+        elif act is not None and "U" in act and is_valid(value):
             m.text = cleaner.remap.uid(value)
-        elif key in identifiers:
+        elif act is not None and ("D" in act or tag in PSEUDONYMIZED):
             m.text = cleaner.remap.identifier(value)
         else:
             m.getparent().remove(m)

@@ -1,0 +1,203 @@
+"""Issue 14: ``omedicom deidentify`` on a slide with PHI planted everywhere (tests/deid_fixture.py).
+
+Real components only: dciodvfy, wsidicom, pydicom, the installed ``omedicom`` command.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import deid_fixture
+import pydicom
+import pytest
+from conftest import run_cli
+
+from bridge.deid.audit import reidentify
+from conformance import dicom3tools
+
+WSI = "1.2.840.10008.5.1.4.1.1.77.1.6"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("deid")
+    src = deid_fixture.build(tmp)
+    key1, key2 = tmp / "one.key", tmp / "two.key"
+    key1.write_bytes(b"the first secret key, 32 bytes!!")
+    key2.write_bytes(b"another secret key, not the same")
+    out = {"src": src, "tmp": tmp}
+    for name, key in (("a", key1), ("b", key1), ("c", key2)):
+        run_cli("deidentify", src, tmp / name, "--key-file", key, check=True)
+        out[name] = tmp / name
+    return out
+
+
+def _datasets(folder: Path) -> dict[str, pydicom.Dataset]:
+    return {p.name: pydicom.dcmread(p) for p in sorted(folder.glob("*.dcm"))}
+
+
+def _planted() -> list[str]:
+    values = [*list(deid_fixture.PHI.values()), deid_fixture.LABEL_TEXT]
+    # names travel as PN components too
+    values += [part for v in values if "^" in v for part in v.split("^")]
+    return values
+
+
+def test_no_planted_string_in_any_output_byte(runs: dict) -> None:
+    files = [p for p in runs["a"].rglob("*") if p.is_file()]
+    assert files
+    for path in files:
+        data = path.read_bytes()
+        for value in _planted():
+            for encoding in ("ascii", "utf-8", "utf-16-le", "utf-16-be"):
+                needle = value.encode(encoding)
+                assert needle not in data, f"{value!r} ({encoding}) in {path.name}"
+                assert needle.lower() not in data.lower(), f"{value!r} ({encoding}) in {path.name}"
+
+
+def test_the_source_did_hold_every_planted_string(runs: dict) -> None:
+    blob = b"".join(p.read_bytes() for p in runs["src"].glob("*.dcm"))
+    for value in deid_fixture.PHI.values():
+        assert value.encode() in blob, value
+
+
+def test_no_label_or_overview_image_and_burned_in_annotation(runs: dict) -> None:
+    kinds = []
+    for ds in _datasets(runs["a"]).values():
+        if ds.SOPClassUID == WSI:
+            kinds.append(ds.ImageType[2])
+            assert ds.BurnedInAnnotation == "NO"
+    assert sorted(kinds) == ["VOLUME", "VOLUME"]
+    source_kinds = sorted(
+        d.ImageType[2] for d in _datasets(runs["src"]).values() if "ImageType" in d
+    )
+    assert "LABEL" in source_kinds and "OVERVIEW" in source_kinds
+
+
+def test_tiles_are_byte_identical_to_the_source(runs: dict) -> None:
+    record = json.loads((runs["tmp"] / "a.audit.json").read_text())
+    compared = 0
+    for source_name, out_name in record["files"].items():
+        source = pydicom.dcmread(runs["src"] / source_name)
+        out = pydicom.dcmread(runs["a"] / out_name)
+        if "PixelData" in source:
+            assert out.PixelData == source.PixelData
+            assert out.file_meta.TransferSyntaxUID == source.file_meta.TransferSyntaxUID
+            compared += 1
+    assert compared == 2
+
+
+def test_identity_removed_and_said(runs: dict) -> None:
+    for ds in _datasets(runs["a"]).values():
+        assert ds.PatientIdentityRemoved == "YES"
+        assert ds.DeidentificationMethod
+        codes = [
+            (c.CodeValue, c.CodingSchemeDesignator) for c in ds.DeidentificationMethodCodeSequence
+        ]
+        assert codes == [("113100", "DCM")]
+        assert ds.LongitudinalTemporalInformationModified == "REMOVED"
+        assert not [e for e in ds if e.tag.is_private and e.tag.group != 0x0077]
+
+
+@pytest.mark.skipif(not dicom3tools.available(), reason="dicom3tools is not installed")
+def test_dciodvfy_reports_no_errors(runs: dict) -> None:
+    for path in sorted(runs["a"].glob("*.dcm")):
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        found = dicom3tools.errors(dicom3tools.dciodvfy(path))
+        real = [f for f in found if dicom3tools.known_false_positive(f, ds) is None]
+        assert real == [], (path.name, real)
+
+
+def test_wsidicom_opens_one_slide_and_annotations_reference_new_uids(runs: dict) -> None:
+    wsidicom = pytest.importorskip("wsidicom")
+    with wsidicom.WsiDicom.open(runs["a"]) as slide:
+        assert len(slide.levels) == 2
+        assert not slide.labels and not slide.overviews
+        assert len(slide.annotations) == 1
+    out = _datasets(runs["a"])
+    src = _datasets(runs["src"])
+    out_uids = {d.SOPInstanceUID for d in out.values()}
+    src_uids = {d.SOPInstanceUID for d in src.values()}
+    assert not out_uids & src_uids
+    ann = next(d for d in out.values() if d.Modality == "ANN")
+    ref = ann.ReferencedImageSequence[0].ReferencedSOPInstanceUID
+    assert ref in out_uids
+    studies = {d.StudyInstanceUID for d in out.values()}
+    assert len(studies) == 1 and not studies & {d.StudyInstanceUID for d in src.values()}
+
+
+def test_same_key_same_bytes_other_key_other_uids(runs: dict) -> None:
+    a = {p.name: p.read_bytes() for p in runs["a"].glob("*")}
+    b = {p.name: p.read_bytes() for p in runs["b"].glob("*")}
+    c = {p.name for p in runs["c"].glob("*")}
+    assert a == b
+    assert len(c) == len(a) and not c & set(a)  # names are the new SOP Instance UIDs
+
+
+def test_audit_is_beside_and_re_identifies(runs: dict) -> None:
+    audit_file = runs["tmp"] / "a.audit.json"
+    assert audit_file.exists() and not list(runs["a"].glob("*.json"))
+    record = json.loads(audit_file.read_text())
+    src = _datasets(runs["src"])
+    for source_name, out_name in record["files"].items():
+        out = pydicom.dcmread(runs["a"] / out_name, stop_before_pixels=True)
+        source = src[source_name]
+        assert reidentify(record, out.SOPInstanceUID) == source.SOPInstanceUID
+        assert reidentify(record, out.SeriesInstanceUID) == source.SeriesInstanceUID
+        assert reidentify(record, out.PatientID) == deid_fixture.PHI["PatientID"]
+        if out.SOPClassUID == WSI:
+            assert reidentify(record, out.ContainerIdentifier) == source.ContainerIdentifier
+            assert reidentify(record, out.BarcodeValue) == deid_fixture.PHI["BarcodeValue"]
+            assert reidentify(record, out.PyramidUID) == source.PyramidUID
+            assert reidentify(record, out.FrameOfReferenceUID) == source.FrameOfReferenceUID
+
+
+def test_check_phi_finds_every_planted_string_before_and_none_after(runs: dict) -> None:
+    before = run_cli("check", "--phi", runs["src"])
+    assert before.returncode == 1
+    for value in deid_fixture.PHI.values():
+        assert value in before.stdout, value
+    assert "LABEL" in before.stdout  # the label image, whose pixels show the name
+    after = run_cli("check", "--phi", runs["a"])
+    assert after.returncode == 0, after.stdout
+    for value in _planted():
+        assert value not in after.stdout
+
+
+def test_options_retain_uids_and_modified_dates(runs: dict) -> None:
+    tmp = runs["tmp"]
+    dst = tmp / "opts"
+    run_cli(
+        "deidentify",
+        runs["src"],
+        dst,
+        "--option",
+        "retain-uids",
+        "--option",
+        "retain-modified-dates",
+        "--key-file",
+        tmp / "one.key",
+        check=True,
+    )
+    src = {d.SOPInstanceUID: d for d in _datasets(runs["src"]).values()}
+    for ds in _datasets(dst).values():
+        assert ds.SOPInstanceUID in src  # Retain UIDs (E.3.9)
+        assert ds.LongitudinalTemporalInformationModified == "MODIFIED"
+        codes = {c.CodeValue for c in ds.DeidentificationMethodCodeSequence}
+        assert codes == {"113100", "113107", "113110"}
+        source = src[ds.SOPInstanceUID]
+        if source.get("ContentDate"):
+            assert ds.ContentDate != source.ContentDate and ds.ContentDate < source.ContentDate
+
+
+def test_an_ome_tiff_is_de_identified_too(runs: dict) -> None:
+    tmp = runs["tmp"]
+    dst = tmp / "clean.ome.tiff"
+    run_cli("deidentify", tmp / "carried.ome.tiff", dst, "--key-file", tmp / "one.key", check=True)
+    data = dst.read_bytes()
+    for value in deid_fixture.PHI.values():
+        if value not in (deid_fixture.PHI["Private"], deid_fixture.PHI["InstitutionName"]):
+            assert value.encode() not in data, value
+    assert run_cli("check", "--phi", dst).returncode == 0
+    assert run_cli("check", "--phi", tmp / "carried.ome.tiff").returncode == 1

@@ -5,10 +5,7 @@ bridge adds (the OME-XML in a private block, the DICOM header JSON inside the OM
 Modules: :mod:`.profile` (Table E.1-1 from ``mappings/deid_profile.toml``), :mod:`.remap`
 (UIDs, identifiers and dates, keyed), :mod:`.dataset` (a DICOM dataset), :mod:`.omexml` (an
 OME-XML document), :mod:`.audit` (the record beside the output), :mod:`.run` (files and
-folders), :mod:`.phi` (the PHI scan of ``check --phi``), :mod:`.cli` (``omedicom deidentify``).
+folders), :mod:`.hooks` (``convert``/``pull --deidentify``), :mod:`.phi` (the PHI scan of
+``check --phi``), :mod:`.cli` (``omedicom deidentify``). Nothing is imported here, so that
+``omedicom convert`` takes the options cheaply.
 """
-
-from .profile import OPTION_NAMES, Options
-from .run import deidentify
-
-__all__ = ["OPTION_NAMES", "Options", "deidentify"]

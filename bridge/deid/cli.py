@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .profile import OPTION_NAMES
+from .names import OPTION_NAMES
 
 HELP = (
     """\
@@ -61,6 +61,17 @@ def add_arguments(parser: argparse.ArgumentParser, *, prefix: str = "") -> None:
         metavar="FILE",
         help="secret key (16+ bytes) for deterministic UIDs and pseudonyms; keep it apart",
     )
+
+
+def add_deidentify(parser: argparse.ArgumentParser) -> None:
+    """``--deidentify`` and the de-identification options, on another command's parser."""
+    group = parser.add_argument_group("de-identification (see 'omedicom deidentify --help')")
+    group.add_argument(
+        "--deidentify",
+        action="store_true",
+        help="write DST de-identified (PS3.15 Basic Profile), audit record beside DST",
+    )
+    add_arguments(group)  # type: ignore[arg-type]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

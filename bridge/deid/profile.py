@@ -13,26 +13,7 @@ import functools
 from dataclasses import dataclass
 
 from ..tables import table
-
-#: option name (CLI) -> (table column, CID 7050 code value and meaning, PS3.15 section)
-OPTION_NAMES: dict[str, tuple[str | None, str]] = {
-    "clean-pixel-data": (None, "CleanPixelDataOption"),
-    "clean-descriptors": ("clean_descriptors", "CleanDescriptorsOption"),
-    "retain-uids": ("retain_uids", "RetainUidsOption"),
-    "retain-device-identity": ("retain_device_identity", "RetainDeviceIdentityOption"),
-    "retain-full-dates": (
-        "retain_full_dates",
-        "RetainLongitudinalTemporalInformationFullDatesOption",
-    ),
-    "retain-modified-dates": (
-        "retain_modified_dates",
-        "RetainLongitudinalTemporalInformationModifiedDatesOption",
-    ),
-    "retain-patient-characteristics": (
-        "retain_patient_characteristics",
-        "RetainPatientCharacteristicsOption",
-    ),
-}
+from .names import OPTION_NAMES
 
 
 @dataclass(frozen=True)

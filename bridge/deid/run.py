@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .. import __version__
 from ..convert import sniff, staged_directory
@@ -61,9 +62,11 @@ def deidentify(
     key: bytes | None = None,
     overwrite: bool = False,
     to: str | None = None,
+    convert_options: dict[str, Any] | None = None,
 ) -> Outcome:
     """De-identify ``src`` into ``dst`` (same format as ``src`` unless ``to``) and write the
-    audit record beside ``dst``."""
+    audit record beside ``dst``. ``convert_options`` go to the conversion on the way (the
+    ``convert`` options of ``convert --deidentify``)."""
     src, dst = Path(src), Path(dst)
     options = options or Options()
     if options.has("clean-pixel-data") and "keep" in (options.labels, options.overview):
@@ -81,7 +84,9 @@ def deidentify(
     if kind == "dicom" and target == "dicom":
         files, dropped, sources = _dicom(src, dst, cleaner, overwrite)
     else:
-        files, dropped, sources = _through_dicom(src, dst, kind, target, cleaner, overwrite)
+        files, dropped, sources = _through_dicom(
+            src, dst, kind, target, cleaner, overwrite, convert_options or {}
+        )
     record = {
         "tool": f"omedicom {__version__}",
         "profile": source(),
@@ -182,7 +187,13 @@ def _declare(ds, cleaner: Cleaner, kind: str) -> None:
 
 
 def _through_dicom(
-    src: Path, dst: Path, kind: str, target: str, cleaner: Cleaner, overwrite: bool
+    src: Path,
+    dst: Path,
+    kind: str,
+    target: str,
+    cleaner: Cleaner,
+    overwrite: bool,
+    convert_options: dict[str, Any],
 ) -> tuple[tuple[Path, ...], tuple[str, ...], dict[str, str]]:
     """An OME-TIFF source (or an OME-TIFF target): convert to DICOM in a private temporary
     folder, de-identify that, convert to the target. Tiles are copied by the converter."""
@@ -192,8 +203,9 @@ def _through_dicom(
     work = Path(tempfile.mkdtemp(prefix=".deid.", dir=parent))
     try:
         first = work / "src_dicom"
-        if kind == "ome-tiff":
-            convert(src, first, to="dicom")
+        if kind == "ome-tiff":  # the user's conversion, when there is one, is this one
+            convert(src, first, to="dicom", **convert_options)
+            convert_options = {}
         else:
             first = src
         clean = work / "clean_dicom"
@@ -205,7 +217,8 @@ def _through_dicom(
                 raise OutputError("the output directory exists and is not empty", path=dst)
             shutil.move(str(clean), str(dst))
             return tuple(dst / f.name for f in files), dropped, sources
-        result = convert(clean, dst, to="ome-tiff", overwrite=overwrite)
+        options = {k: v for k, v in convert_options.items() if k != "series"}
+        result = convert(clean, dst, to="ome-tiff", overwrite=overwrite, **options)
         return result.files, dropped, {src.name: dst.name}
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -201,3 +201,91 @@ def test_an_ome_tiff_is_de_identified_too(runs: dict) -> None:
             assert value.encode() not in data, value
     assert run_cli("check", "--phi", dst).returncode == 0
     assert run_cli("check", "--phi", tmp / "carried.ome.tiff").returncode == 1
+
+
+def _pixel_data_by_level(folder: Path) -> dict[tuple, bytes]:
+    out = {}
+    for ds in _datasets(folder).values():
+        if ds.SOPClassUID == WSI and ds.ImageType[2] == "VOLUME":
+            out[(ds.TotalPixelMatrixColumns, ds.TotalPixelMatrixRows)] = ds.PixelData
+    return out
+
+
+def test_convert_deidentify_writes_no_phi_and_the_same_tiles(runs: dict) -> None:
+    tmp = runs["tmp"]
+    dst = tmp / "converted_clean"
+    proc = run_cli(
+        "convert",
+        tmp / "phi.ome.tiff",
+        dst,
+        "--metadata",
+        tmp / "phi.json",
+        "--deidentify",
+        "--key-file",
+        tmp / "one.key",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp / "converted_clean.audit.json").exists()
+    assert not [p for p in tmp.iterdir() if p.name.startswith(".deid.")]  # scratch removed
+    blob = b"".join(p.read_bytes() for p in dst.iterdir())
+    for value in ("PatientName", "PatientID", "AccessionNumber", "ImageName", "RoiText"):
+        assert deid_fixture.PHI[value].encode() not in blob, value
+    assert run_cli("check", "--phi", dst).returncode == 0
+    plain = _pixel_data_by_level(tmp / "first_dicom")  # the same source converted plainly
+    assert plain and _pixel_data_by_level(dst) == plain
+
+
+def test_no_key_means_new_uids_each_run(runs: dict) -> None:
+    tmp = runs["tmp"]
+    run_cli("deidentify", runs["src"], tmp / "r1", check=True)
+    run_cli("deidentify", runs["src"], tmp / "r2", check=True)
+    assert not {p.name for p in (tmp / "r1").iterdir()} & {p.name for p in (tmp / "r2").iterdir()}
+    assert json.loads((tmp / "r1.audit.json").read_text())["key"].startswith("random")
+
+
+def test_clean_pixel_data_refuses_kept_labels(runs: dict) -> None:
+    tmp = runs["tmp"]
+    proc = run_cli(
+        "deidentify", runs["src"], tmp / "k", "--option", "clean-pixel-data", "--labels", "keep"
+    )
+    assert proc.returncode == 2 and "Clean Pixel Data" in proc.stderr
+    assert not (tmp / "k").exists() and not (tmp / "k.audit.json").exists()
+
+
+def test_kept_labels_say_burned_in_annotation(runs: dict) -> None:
+    tmp = runs["tmp"]
+    run_cli("deidentify", runs["src"], tmp / "kl", "--labels", "keep", check=True)
+    labels = [
+        d for d in _datasets(tmp / "kl").values() if d.get("ImageType", [""] * 3)[2] == "LABEL"
+    ]
+    assert len(labels) == 1 and labels[0].BurnedInAnnotation == "YES"
+
+
+def _norm(text: str) -> str:
+    return "".join(c for c in text.lower() if c.isalnum())
+
+
+def test_the_profile_table_is_the_standard_s() -> None:
+    """mappings/deid_profile.toml, regenerated from PS3.15 Table E.1-1: its rows name the
+    attributes pydicom's PS3.6 dictionary names, and its source says the edition."""
+    from pydicom.datadict import dictionary_description
+
+    from bridge.tables import table
+
+    data = table("deid_profile")
+    assert data["source"]["edition"] and "E.1-1" in data["source"]["basic"]
+    rows = data["attributes"]
+    assert len(rows) > 600
+    checked = 0
+    for key, row in rows.items():
+        if all(c in "0123456789abcdef" for c in key) and int(key, 16) >> 16 != 0:
+            try:
+                name = dictionary_description(int(key, 16))
+            except KeyError:
+                continue
+            if row.get("removed_since"):
+                continue
+            assert _norm(row["name"]).startswith(_norm(name)[:8]), (key, row["name"], name)
+            checked += 1
+    assert checked > 500
+    assert rows["00100010"]["basic"] == "Z" and rows["0020000d"]["basic"] == "U"

@@ -12,6 +12,13 @@ import deid_fixture
 import pydicom
 import pytest
 from conftest import run_cli
+from orthanc import (  # noqa: F401 - fixtures: orthanc, orthancs, orthanc_factory
+    Orthanc,
+    orthanc_factory_fixture,
+    orthanc_fixture,
+    orthancs_fixture,
+    server_args,
+)
 
 from bridge.deid.audit import reidentify
 from conformance import dicom3tools
@@ -289,3 +296,21 @@ def test_the_profile_table_is_the_standard_s() -> None:
             checked += 1
     assert checked > 500
     assert rows["00100010"]["basic"] == "Z" and rows["0020000d"]["basic"] == "U"
+
+
+def test_pull_deidentify_gives_what_deidentify_gives(runs: dict, orthanc: Orthanc) -> None:
+    """The PACS direction out: a study pulled with --deidentify is byte for byte the local
+    de-identification of the same instances with the same key."""
+    tmp = runs["tmp"]
+    for path in sorted(runs["src"].glob("*.dcm")):
+        orthanc.upload(path)
+    study = pydicom.dcmread(runs["src"] / "level0.dcm", stop_before_pixels=True).StudyInstanceUID
+    dst = tmp / "pulled_clean"
+    proc = run_cli(
+        *("pull", *server_args(orthanc, "dicomweb"), "--study", study, dst),
+        *("--deidentify", "--key-file", tmp / "one.key"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    local = {p.name: p.read_bytes() for p in runs["a"].iterdir()}
+    assert {p.name: p.read_bytes() for p in dst.iterdir()} == local
+    assert (tmp / "pulled_clean.audit.json").exists()

@@ -314,3 +314,21 @@ def test_pull_deidentify_gives_what_deidentify_gives(runs: dict, orthanc: Orthan
     local = {p.name: p.read_bytes() for p in runs["a"].iterdir()}
     assert {p.name: p.read_bytes() for p in dst.iterdir()} == local
     assert (tmp / "pulled_clean.audit.json").exists()
+
+
+def test_overview_redact_blanks_the_region_only(runs: dict) -> None:
+    tmp = runs["tmp"]
+    missing = run_cli("deidentify", runs["src"], tmp / "rx", "--overview", "redact")
+    assert missing.returncode == 2 and "--label-region" in missing.stderr
+    dst = tmp / "redacted"
+    region = ("--label-region", "0,0,200,160")
+    run_cli("deidentify", runs["src"], dst, "--overview", "redact", *region, check=True)
+    overview = next(
+        d for d in _datasets(dst).values() if d.get("ImageType", [""] * 3)[2] == "OVERVIEW"
+    )
+    source = pydicom.dcmread(runs["src"] / "macro.dcm").pixel_array
+    pixels = overview.pixel_array
+    assert pixels[:160, :200].max() == 0 and source[:160, :200].max() > 0
+    assert (pixels[:, 200:] == source[:, 200:]).all() and (pixels[160:] == source[160:]).all()
+    assert overview.BurnedInAnnotation == "NO"
+    assert run_cli("check", "--phi", dst).returncode == 0

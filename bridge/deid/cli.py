@@ -17,7 +17,8 @@ annotations and on both carriers (the OME-XML in the private block, the DICOM he
 inside the OME-XML). Pixel data are copied as they are, never re-encoded.
 
   LABEL images are dropped (--labels keep keeps them), and so are OVERVIEW images
-  (--overview keep); Burned In Annotation says what remains.
+  (--overview keep; --overview redact --label-region X,Y,W,H blanks the label's region and
+  keeps the overview, stored uncompressed); Burned In Annotation says what remains.
   UIDs (Study, Series, SOP Instance, Frame of Reference, Pyramid, Dimension Organization,
   Specimen, Concatenation and every reference to them) are replaced; identifiers (Container
   Identifier, Barcode Value, Label Text, Specimen Identifier, Patient ID, Accession Number)
@@ -52,9 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser, *, prefix: str = "") -> None:
     )
     parser.add_argument(
         "--overview",
-        choices=["drop", "keep"],
+        choices=["drop", "keep", "redact"],
         default="drop",
-        help="OVERVIEW (macro) images (default drop)",
+        help="OVERVIEW (macro) images (default drop); redact blanks --label-region and keeps it",
+    )
+    parser.add_argument(
+        "--label-region",
+        metavar="X,Y,W,H",
+        help="with --overview redact: where the slide label is in the overview, in its pixels",
     )
     parser.add_argument(
         "--key-file",
@@ -91,9 +97,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def options_from(args: argparse.Namespace):
+    from ..errors import InputError
     from .profile import Options
+    from .redact import parse_region
 
-    return Options(frozenset(args.deid_options), labels=args.labels, overview=args.overview)
+    region = parse_region(args.label_region) if args.label_region else None
+    if args.overview == "redact" and region is None:
+        raise InputError(
+            "--overview redact needs the label's place: --label-region X,Y,W,H",
+            hint="give it in overview pixels, or use --overview drop (the default)",
+        )
+    return Options(
+        frozenset(args.deid_options),
+        labels=args.labels,
+        overview=args.overview,
+        label_region=region,
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -68,7 +68,9 @@ def scan_dicom(path: Path) -> list[Finding]:
     ds = pydicom.dcmread(path, stop_before_pixels=True)
     out = _dataset(ds, path.name, "")
     image_type = list(ds.get("ImageType", []) or [])
-    if len(image_type) > 2 and str(image_type[2]).upper() in ("LABEL", "OVERVIEW"):
+    kind = str(image_type[2]).upper() if len(image_type) > 2 else ""
+    redacted = ds.get("PatientIdentityRemoved") == "YES" and ds.get("BurnedInAnnotation") == "NO"
+    if kind == "LABEL" or (kind == "OVERVIEW" and not redacted):
         out.append(
             Finding(
                 path.name, "ImageType", str(image_type[2]), "its pixels may show the slide label"
@@ -96,7 +98,7 @@ def _dataset(ds, file: str, prefix: str) -> list[Finding]:
             creator = ds.get((element.tag.group << 16) | (element.tag.element >> 8))
             ours = creator is not None and str(creator.value).strip() == carrier.CREATOR
             if ours and element.tag.element & 0xFF == carrier.OME_XML:
-                out += scan_ome(str(value), file, f"{where} (OME-XML carrier) ")
+                out += scan_ome(str(value), file, f"{where} (OME-XML carrier) ", pixels=False)
                 continue
             if ours:
                 continue  # the tile layout JSON: numbers and JPEG tables
@@ -141,7 +143,9 @@ def scan_tiff(path: Path) -> list[Finding]:
     return out
 
 
-def scan_ome(text: str, file: str, prefix: str) -> list[Finding]:
+def scan_ome(text: str, file: str, prefix: str, *, pixels: bool = True) -> list[Finding]:
+    """Findings in an OME-XML document; ``pixels``: its Images hold pixels (an OME-TIFF), not
+    only metadata (the carrier in a DICOM private block)."""
     from lxml import etree
 
     try:
@@ -162,7 +166,7 @@ def scan_ome(text: str, file: str, prefix: str) -> list[Finding]:
             value = element.get("Name")
             if not _safe(value) and not (name == "Image" and associated_kind(value)):
                 out.append(Finding(file, f"{where} Name", value, "a name may identify"))
-            if name == "Image" and associated_kind(value) in ("LABEL", "OVERVIEW"):
+            if pixels and name == "Image" and associated_kind(value) in ("LABEL", "OVERVIEW"):
                 out.append(Finding(file, f"{where}", value, "its pixels may show the slide label"))
         if name in _SHAPES and element.get("Text") and not _safe(element.get("Text")):
             out.append(Finding(file, f"{where} Text", element.get("Text"), "free text"))

@@ -22,7 +22,8 @@ class Options:
 
     selected: frozenset[str] = frozenset()
     labels: str = "drop"  # drop | keep
-    overview: str = "drop"  # drop | keep
+    overview: str = "drop"  # drop | keep | redact
+    label_region: tuple[int, int, int, int] | None = None  # with redact: X, Y, W, H
 
     def __post_init__(self) -> None:
         unknown = self.selected - set(OPTION_NAMES)

@@ -150,7 +150,12 @@ def _dicom(
             ds = pydicom.dcmread(path, defer_size="1 MB")
             kind = _kind(ds)
             cleaner.clean(ds)
-            _declare(ds, cleaner, kind)
+            redacted = kind == "OVERVIEW" and cleaner.options.overview == "redact"
+            if redacted and cleaner.options.label_region is not None:
+                from .redact import redact
+
+                redact(ds, cleaner.options.label_region)
+            _declare(ds, cleaner, kind, redacted)
             name = f"{ds.SOPInstanceUID}.dcm"
             ds.save_as(tmp / name, enforce_file_format=True)
             written.append(dst / name)
@@ -158,7 +163,7 @@ def _dicom(
     return tuple(written), tuple(dropped), sources
 
 
-def _declare(ds, cleaner: Cleaner, kind: str) -> None:
+def _declare(ds, cleaner: Cleaner, kind: str, redacted: bool = False) -> None:
     """PS3.15 E.1.1 / PS3.3 C.7.1.1: Patient Identity Removed, De-identification Method (Code
     Sequence, CID 7050), Longitudinal Temporal Information Modified; Burned In Annotation from
     what remains; the file meta's instance UID follows the new SOP Instance UID."""
@@ -181,7 +186,8 @@ def _declare(ds, cleaner: Cleaner, kind: str) -> None:
         "removed": "REMOVED",
     }[options.dates]
     if ds.get("SOPClassUID") == WSI:
-        ds.BurnedInAnnotation = "YES" if kind in ("LABEL", "OVERVIEW") else "NO"
+        burned = kind == "LABEL" or (kind == "OVERVIEW" and not redacted)
+        ds.BurnedInAnnotation = "YES" if burned else "NO"
     if "SOPInstanceUID" in ds:
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
 

@@ -3,6 +3,7 @@ is), or an OME-TIFF (through DICOM and back, tiles copied by the converter)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -147,20 +148,79 @@ def _dicom(
     sources: dict[str, str] = {}
     with staged_directory(dst, overwrite=overwrite) as tmp:
         for path in keep:
-            ds = pydicom.dcmread(path, defer_size="1 MB")
+            ds, pixels_at = _header(path)
             kind = _kind(ds)
-            cleaner.clean(ds)
             redacted = kind == "OVERVIEW" and cleaner.options.overview == "redact"
+            if redacted or pixels_at is None:  # the pixels are needed, or cannot be streamed
+                ds, pixels_at = pydicom.dcmread(path), None
+            cleaner.clean(ds)
             if redacted and cleaner.options.label_region is not None:
                 from .redact import redact
 
                 redact(ds, cleaner.options.label_region)
             _declare(ds, cleaner, kind, redacted)
             name = f"{ds.SOPInstanceUID}.dcm"
-            ds.save_as(tmp / name, enforce_file_format=True)
+            with open(tmp / name, "wb") as fh:
+                ds.save_as(fh, enforce_file_format=True)
+                if pixels_at is not None:  # Pixel Data, byte for byte, in pieces
+                    _copy_tail(path, pixels_at, fh)
             written.append(dst / name)
             sources[str(path.relative_to(src) if src.is_dir() else path.name)] = name
     return tuple(written), tuple(dropped), sources
+
+
+def _copy_tail(path: Path, offset: int, out) -> None:
+    """Append ``path`` from ``offset`` to its end to the open file ``out``: in the kernel
+    (``copy_file_range``, Linux) where it can, else in 1 MiB pieces."""
+    out.flush()
+    with open(path, "rb") as source:
+        remaining = os.fstat(source.fileno()).st_size - offset
+        copy = getattr(os, "copy_file_range", None)
+        if copy is not None:
+            try:
+                position = offset
+                while remaining > 0:
+                    done = copy(source.fileno(), out.fileno(), remaining, position)
+                    if done == 0:
+                        break
+                    position += done
+                    remaining -= done
+                out.seek(0, os.SEEK_END)
+                if remaining == 0:
+                    return
+                offset = position
+            except OSError:  # another file system, an old kernel: copy through Python
+                out.seek(0, os.SEEK_END)
+                offset = position
+        source.seek(offset)
+        shutil.copyfileobj(source, out, 1 << 20)
+
+
+def _header(path: Path):
+    """The dataset up to Pixel Data, and where the Pixel Data element starts in the file when
+    it can be copied as it is: the last element (then the encapsulated fragments, or the native
+    bytes, run to the end of the file), in Explicit VR Little Endian. Else ``(dataset, None)``.
+    So a level of any size goes through in constant memory."""
+    import pydicom
+
+    with open(path, "rb") as fh:
+        ds = pydicom.dcmread(fh, stop_before_pixels=True)
+        start = fh.tell()
+        head = fh.read(12)
+        size = os.fstat(fh.fileno()).st_size
+        fh.seek(max(size - 8, 0))
+        last = fh.read(8)
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    if syntax is None or syntax.is_implicit_VR or not syntax.is_little_endian or syntax.is_deflated:
+        return ds, None
+    if head[:4] != b"\xe0\x7f\x10\x00" or head[4:6] not in (b"OB", b"OW"):
+        return ds, None
+    length = int.from_bytes(head[8:12], "little")
+    if length == 0xFFFFFFFF:
+        ends = last == b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+    else:
+        ends = start + 12 + length == size
+    return ds, (start if ends else None)
 
 
 def _declare(ds, cleaner: Cleaner, kind: str, redacted: bool = False) -> None:

@@ -360,3 +360,43 @@ def test_corpus_files_from_other_tools(corpus: Path, tmp_path: Path, name: str) 
         after = {f.message for f in dicom3tools.errors(dicom3tools.dciodvfy(out))}
         assert after <= before, after - before
     assert run_cli("check", "--phi", dst).returncode == 0
+
+
+def test_options_resolve_by_the_table_s_columns() -> None:
+    """PS3.15 E.3 options change exactly what their Table E.1-1 column says."""
+    from bridge.deid.profile import Options, action
+
+    none = Options()
+
+    def with_(*names: str) -> Options:
+        return Options(frozenset(names))
+
+    sex, serial, study_date, study_uid = 0x00100040, 0x00181000, 0x00080020, 0x0020000D
+    assert action(sex, none) == "Z"
+    assert action(sex, with_("retain-patient-characteristics")) == "K"
+    assert action(serial, none) == "X/Z/D"
+    assert action(serial, with_("retain-device-identity")) == "K"
+    assert action(study_date, with_("retain-full-dates")) == "K"
+    assert action(study_date, with_("retain-modified-dates")) == "C"
+    assert action(study_uid, none) == "U"
+    assert action(study_uid, with_("retain-uids")) == "K"
+    assert action(0x00081030, with_("clean-descriptors")) == "C"  # Study Description
+    assert action(0x00280010, none) is None  # Rows: not in the table, kept
+    assert action(0x60024000, none) == "X"  # Overlay Comments, group 60xx
+    with pytest.raises(ValueError):
+        Options(frozenset({"retain-everything"}))
+
+
+def test_clean_descriptors_keeps_the_text_without_the_identity(runs: dict) -> None:
+    tmp = runs["tmp"]
+    dst = tmp / "described"
+    key = ("--key-file", tmp / "one.key")
+    run_cli("deidentify", runs["src"], dst, "--option", "clean-descriptors", *key, check=True)
+    level = next(d for d in _datasets(dst).values() if d.get("ImageType", [""] * 3)[2] == "VOLUME")
+    text = level.StudyDescription
+    assert text.startswith("Biopsy of ") and "Smithwick" not in text and "Eleanor" not in text
+    blob = b"".join(p.read_bytes() for p in dst.iterdir())
+    for value in deid_fixture.PHI.values():
+        assert value.encode() not in blob, value
+    codes = {c.CodeValue for c in level.DeidentificationMethodCodeSequence}
+    assert codes == {"113100", "113105"}

@@ -43,7 +43,7 @@ class Cleaner:
             if element.tag.is_private or element.VR == "SQ" or element.value in (None, ""):
                 continue
             act = action(int(element.tag), self.options)
-            if act is None or act in ("K", "U") or element.VR not in _TEXT_VRS:
+            if act is None or act in ("K", "U", "C") or element.VR not in _TEXT_VRS:
                 continue
             for value in element.value if element.VM > 1 else [element.value]:
                 for part in re.split(r"[\^=\s,]+", str(value)):

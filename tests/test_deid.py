@@ -296,6 +296,8 @@ def test_the_profile_table_is_the_standard_s() -> None:
             checked += 1
     assert checked > 500
     assert rows["00100010"]["basic"] == "Z" and rows["0020000d"]["basic"] == "U"
+    for key, name in table("deid_uids")["uids"].items():  # the supplement: UIDs, not listed
+        assert key not in rows and dictionary_description(int(key, 16)) == name
 
 
 def test_pull_deidentify_gives_what_deidentify_gives(runs: dict, orthanc: Orthanc) -> None:
@@ -383,6 +385,9 @@ def test_options_resolve_by_the_table_s_columns() -> None:
     assert action(0x00081030, with_("clean-descriptors")) == "C"  # Study Description
     assert action(0x00280010, none) is None  # Rows: not in the table, kept
     assert action(0x60024000, none) == "X"  # Overlay Comments, group 60xx
+    concatenation_source = 0x00200242  # not in Table E.1-1: mappings/deid_uids.toml
+    assert action(concatenation_source, none) == "U"
+    assert action(concatenation_source, with_("retain-uids")) == "K"
     with pytest.raises(ValueError):
         Options(frozenset({"retain-everything"}))
 

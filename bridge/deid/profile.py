@@ -78,6 +78,11 @@ def _entries() -> tuple[dict[int, Entry], list[tuple[str, Entry]]]:
     return exact, masked
 
 
+@functools.cache
+def _extra_uids() -> frozenset[int]:
+    return frozenset(int(k, 16) for k in table("deid_uids")["uids"])
+
+
 def source() -> dict[str, str]:
     """Where the table came from (edition, packages), for the audit record."""
     return dict(table("deid_profile")["source"])
@@ -101,6 +106,8 @@ def action(tag: int, options: Options) -> str | None:
     None when the table does not list the attribute (it is kept)."""
     found = entry(tag)
     if found is None:
+        if tag in _extra_uids():  # mappings/deid_uids.toml: references the table misses
+            return "K" if options.has("retain-uids") else "U"
         return None
     columns = dict(found.options)
     chosen = [

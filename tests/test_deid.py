@@ -405,3 +405,56 @@ def test_clean_descriptors_keeps_the_text_without_the_identity(runs: dict) -> No
         assert value.encode() not in blob, value
     codes = {c.CodeValue for c in level.DeidentificationMethodCodeSequence}
     assert codes == {"113100", "113105"}
+
+
+def test_every_uid_role_is_replaced_consistently_across_instances() -> None:
+    """Two parts of a concatenation: Study, Series, SOP Instance, Frame of Reference, Pyramid,
+    Dimension Organization, Specimen, Concatenation (UID and source) and references all get
+    new UIDs, the same in both parts; the SOP Class and coding scheme UIDs stay."""
+    from pydicom.dataset import Dataset
+
+    from bridge.deid.dataset import Cleaner
+    from bridge.deid.profile import Options
+    from bridge.deid.remap import Remapper
+
+    def part(number: int) -> Dataset:
+        ds = Dataset()
+        ds.SOPClassUID = WSI
+        ds.SOPInstanceUID = f"1.2.3.{number}"
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.3.100", "1.2.3.200"
+        ds.FrameOfReferenceUID, ds.PyramidUID = "1.2.3.300", "1.2.3.400"
+        ds.ConcatenationUID, ds.SOPInstanceUIDOfConcatenationSource = "1.2.3.500", "1.2.3.600"
+        org = Dataset()
+        org.DimensionOrganizationUID = "1.2.3.700"
+        ds.DimensionOrganizationSequence = [org]
+        specimen = Dataset()
+        specimen.SpecimenUID, specimen.SpecimenIdentifier = "1.2.3.800", "S-99"
+        ds.SpecimenDescriptionSequence = [specimen]
+        ref = Dataset()
+        ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = WSI, "1.2.3.1"
+        ds.ReferencedImageSequence = [ref]
+        return ds
+
+    cleaner = Cleaner(Options(), Remapper(b"k" * 32))
+    first, second = part(1), part(2)
+    cleaner.clean(first)
+    cleaner.clean(second)
+    uids = [
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
+        "FrameOfReferenceUID",
+        "PyramidUID",
+        "ConcatenationUID",
+        "SOPInstanceUIDOfConcatenationSource",
+    ]
+    for keyword in uids:
+        assert first[keyword].value == second[keyword].value
+        assert not first[keyword].value.startswith("1.2.3.")
+    organization = first.DimensionOrganizationSequence[0].DimensionOrganizationUID
+    assert organization == cleaner.remap.uid("1.2.3.700")
+    specimen = first.SpecimenDescriptionSequence[0]
+    assert specimen.SpecimenUID == cleaner.remap.uid("1.2.3.800")
+    assert specimen.SpecimenIdentifier == cleaner.remap.identifier("S-99") != "S-99"
+    ref = second.ReferencedImageSequence[0]
+    assert ref.ReferencedSOPInstanceUID == first.SOPInstanceUID
+    assert ref.ReferencedSOPClassUID == WSI and first.SOPClassUID == WSI

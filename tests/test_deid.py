@@ -458,3 +458,27 @@ def test_every_uid_role_is_replaced_consistently_across_instances() -> None:
     ref = second.ReferencedImageSequence[0]
     assert ref.ReferencedSOPInstanceUID == first.SOPInstanceUID
     assert ref.ReferencedSOPClassUID == WSI and first.SOPClassUID == WSI
+
+
+def _acquisition_date(path: Path):
+    import datetime as dt
+
+    import tifffile
+
+    ome = tifffile.tiffcomment(path)
+    text = ome.split("<AcquisitionDate>")[1].split("</AcquisitionDate>")[0]
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_ome_dates_move_by_the_audited_shift(runs: dict) -> None:
+    tmp = runs["tmp"]
+    src, dst = tmp / "carried.ome.tiff", tmp / "shifted.ome.tiff"
+    run_cli(
+        *("deidentify", src, dst, "--option", "retain-modified-dates"),
+        *("--key-file", tmp / "one.key"),
+        check=True,
+    )
+    days = json.loads((tmp / "shifted.ome.tiff.audit.json").read_text())["date_shift_days"]
+    assert days >= 365
+    moved = _acquisition_date(src) - _acquisition_date(dst)
+    assert abs(moved.total_seconds() - days * 86400) < 1

@@ -482,3 +482,28 @@ def test_ome_dates_move_by_the_audited_shift(runs: dict) -> None:
     assert days >= 365
     moved = _acquisition_date(src) - _acquisition_date(dst)
     assert abs(moved.total_seconds() - days * 86400) < 1
+
+
+def test_check_phi_does_not_clear_what_it_cannot_read(tmp_path: Path) -> None:
+    tiff = tmp_path / "cut.ome.tiff"
+    tiff.write_bytes(b"II*\x00" + b"\xff" * 60)  # a TIFF header pointing nowhere
+    dicom = tmp_path / "cut.dcm"
+    dicom.write_bytes(bytes(128) + b"DICM" + b"\x02\x00\x10\x00UI\x40")
+    for damaged in (tiff, dicom):
+        proc = run_cli("check", "--phi", damaged)
+        assert proc.returncode == 1 and "unreadable" in proc.stdout, proc.stdout
+    missing = run_cli("check", "--phi", tmp_path / "absent")
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_a_damaged_instance_stops_deidentify_before_anything_is_written(
+    runs: dict, tmp_path: Path
+) -> None:
+    import shutil
+
+    folder = tmp_path / "mixed"
+    shutil.copytree(runs["src"], folder)
+    (folder / "cut.dcm").write_bytes(bytes(128) + b"DICM" + b"\x02\x00\x10\x00UI\x40")
+    proc = run_cli("deidentify", folder, tmp_path / "out")
+    assert proc.returncode == 2 and "cut.dcm" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mixed"]

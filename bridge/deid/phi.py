@@ -55,10 +55,14 @@ def scan(paths: list[Path]) -> list[Finding]:
         for file in files:
             with open(file, "rb") as fh:
                 head = fh.read(132)
-            if head[128:132] == b"DICM":
-                found += scan_dicom(file)
-            elif head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-                found += scan_tiff(file)
+            try:
+                if head[128:132] == b"DICM":
+                    found += scan_dicom(file)
+                elif head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+                    found += scan_tiff(file)
+            except Exception as exc:  # pydicom and tifffile raise many kinds on damaged files
+                why = "unreadable, so it cannot be cleared"
+                found.append(Finding(file.name, "file", f"{type(exc).__name__}: {exc}", why))
     return found
 
 
@@ -66,6 +70,8 @@ def scan_dicom(path: Path) -> list[Finding]:
     import pydicom
 
     ds = pydicom.dcmread(path, stop_before_pixels=True)
+    if "SOPInstanceUID" not in ds:
+        raise ValueError("no SOP Instance UID: not a complete DICOM instance")
     out = _dataset(ds, path.name, "")
     image_type = list(ds.get("ImageType", []) or [])
     kind = str(image_type[2]).upper() if len(image_type) > 2 else ""
@@ -127,6 +133,8 @@ def scan_tiff(path: Path) -> list[Finding]:
 
     out: list[Finding] = []
     with tifffile.TiffFile(path) as tif:
+        if not len(tif.pages):
+            raise ValueError("no readable TIFF page")
         for index, page in enumerate(tif.pages):
             for code, name in ((269, "DocumentName"), (285, "PageName"), (315, "Artist")):
                 tag = page.tags.get(code)

@@ -136,6 +136,12 @@ def _dicom(
             ds = pydicom.dcmread(path, stop_before_pixels=True)
         except Exception as exc:  # pydicom raises many kinds on damaged files
             raise InputError(f"not a readable DICOM file ({exc})", path=path) from None
+        if "SOPInstanceUID" not in ds or "SOPClassUID" not in ds:
+            raise InputError(
+                "not a complete DICOM instance (no SOP Class or SOP Instance UID)",
+                path=path,
+                hint="de-identify the readable instances only: move this file out of the folder",
+            )
         kind = _kind(ds)
         if (kind == "LABEL" and cleaner.options.labels == "drop") or (
             kind == "OVERVIEW" and cleaner.options.overview == "drop"

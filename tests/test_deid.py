@@ -507,3 +507,34 @@ def test_a_damaged_instance_stops_deidentify_before_anything_is_written(
     proc = run_cli("deidentify", folder, tmp_path / "out")
     assert proc.returncode == 2 and "cut.dcm" in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mixed"]
+
+
+def test_the_cleaned_ome_xml_keeps_no_dangling_reference() -> None:
+    """Removed Experimenters and annotations take their references with them (OME keyrefs)."""
+    import warnings
+
+    import ome_types
+
+    from bridge.deid.dataset import Cleaner
+    from bridge.deid.omexml import clean_ome_xml
+    from bridge.deid.profile import Options
+    from bridge.deid.remap import Remapper
+
+    ns = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
+    pixels = (
+        '<Pixels ID="Pixels:0" DimensionOrder="XYZCT" Type="uint8" SizeX="1" SizeY="1" '
+        'SizeZ="1" SizeC="1" SizeT="1"><Channel ID="Channel:0:0"/></Pixels>'
+    )
+    xml = (
+        f'<OME xmlns="{ns}"><Experimenter ID="Experimenter:0" LastName="Quimbyfield"/>'
+        f'<Image ID="Image:0" Name="Smithwick"><ExperimenterRef ID="Experimenter:0"/>{pixels}'
+        '<AnnotationRef ID="Annotation:T"/></Image><StructuredAnnotations>'
+        '<TagAnnotation ID="Annotation:T"><Value>Smithwick</Value></TagAnnotation>'
+        "</StructuredAnnotations></OME>"
+    )
+    clean = clean_ome_xml(xml, Cleaner(Options(), Remapper(b"k" * 32)))
+    assert "Smithwick" not in clean and "Quimbyfield" not in clean
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ome = ome_types.from_xml(clean)
+    assert not ome.experimenters and ome.images[0].name.startswith("DEID-")

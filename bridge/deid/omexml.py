@@ -56,10 +56,6 @@ def clean_ome_xml(text: str, cleaner: Cleaner) -> str:
             if parent is not None:
                 parent.remove(element)
             continue
-        if name == "Description" or (
-            name == "Value" and parent is not None and _local(parent.tag) == "CommentAnnotation"
-        ):
-            pass  # handled with their parents below
         if name == "Image" and _dropped(element.get("Name"), cleaner) and parent is not None:
             parent.remove(element)  # its instance is left out too (labels, overviews)
             continue
@@ -94,7 +90,22 @@ def clean_ome_xml(text: str, cleaner: Cleaner) -> str:
                 or parent.get("Namespace") != DICOM_JSON_NS
             ):
                 parent.remove(element)
+    _drop_dangling_refs(root)
     return etree.tostring(root, encoding="unicode")
+
+
+def _drop_dangling_refs(root) -> None:
+    """Remove references (AnnotationRef, ROIRef, ...) to elements removed above: the schema's
+    keyrefs require every referenced ID to exist."""
+    ids = {
+        e.get("ID")
+        for e in root.iter()
+        if isinstance(e.tag, str) and e.get("ID") and not _local(e.tag).endswith("Ref")
+    }
+    for element in list(root.iter()):
+        name = _local(element.tag)
+        if name.endswith("Ref") and element.get("ID") not in ids:
+            element.getparent().remove(element)
 
 
 def _dropped(name: str | None, cleaner: Cleaner) -> bool:

@@ -164,6 +164,9 @@ def build_parser(*, extensions: bool = True) -> argparse.ArgumentParser:
         action="store_true",
         help="draw the progress bar even when stderr is not a terminal",
     )
+    from .deid.cli import add_deidentify  # issue 14 (imports only the option names)
+
+    add_deidentify(conv)
 
     info = sub.add_parser(
         "info",
@@ -183,7 +186,12 @@ def build_parser(*, extensions: bool = True) -> argparse.ArgumentParser:
 
 #: Modules that add subcommands: each has ``add_parser(subparsers)``, which creates its parser
 #: and sets ``func`` (called with the parsed arguments, returns the exit code).
-EXTENSIONS: list[str] = ["bridge.pacs.cli", "conformance.cli", "bridge.annotations.cli"]
+EXTENSIONS: list[str] = [
+    "bridge.pacs.cli",
+    "conformance.cli",
+    "bridge.annotations.cli",
+    "bridge.deid.cli",
+]
 
 #: Commands defined in this module: naming one does not import the :data:`EXTENSIONS`.
 BUILTIN_COMMANDS = ("convert", "info")
@@ -218,15 +226,11 @@ def _convert(args: argparse.Namespace) -> int:
         enabled = False if args.quiet else (True if args.progress else None)
         return Progress(total, label, enabled=enabled)
 
-    result = convert(
-        args.src,
-        args.dst,
-        to=args.to,
+    kwargs = dict(
         series=args.series,
         slide_id=args.slide_id or meta_slide_id,
         pixel_size_um=args.pixel_size,
         patient=patient,
-        overwrite=args.overwrite,
         progress=progress,
         timepoint=args.timepoint,
         all_timepoints=args.all_timepoints,
@@ -234,6 +238,14 @@ def _convert(args: argparse.Namespace) -> int:
         lossy=args.lossy,
         annotations=args.annotations,
     )
+    if getattr(args, "deidentify", False):  # issue 14 (bridge/deid/hooks.py)
+        from .deid.hooks import convert_deidentified
+
+        outcome = convert_deidentified(args, kwargs)
+        if not args.quiet:
+            print(outcome.summary(), file=sys.stderr)
+        return 0
+    result = convert(args.src, args.dst, to=args.to, overwrite=args.overwrite, **kwargs)
     if not args.quiet:
         for warning in result.warnings:
             print(f"omedicom: warning: {warning}", file=sys.stderr)

@@ -62,10 +62,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do not run dciodvfy/dcentvfy even when they are installed",
     )
+    parser.add_argument(
+        "--phi",
+        action="store_true",
+        help="instead: list every name, date of birth, identifier, private block, carrier and "
+        "label image that may identify the patient; exit 1 on anything found",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.phi:
+        from pathlib import Path
+
+        from bridge.deid.phi import scan
+
+        found = scan([Path(p) for p in args.paths])
+        for finding in found:
+            sys.stdout.write(f"PHI {finding}\n")
+        sys.stdout.write(f"{len(found)} possible PHI finding(s)\n")
+        return 1 if found else 0
     from .report import as_text, dumps
     from .runner import check
 

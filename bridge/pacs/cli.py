@@ -199,6 +199,9 @@ def add_parser(subparsers: Any) -> None:
     pull.add_argument(
         "--overwrite", action="store_true", help="replace DST if it exists and is not empty"
     )
+    from ..deid.cli import add_deidentify  # issue 14
+
+    add_deidentify(pull)
     pull.set_defaults(func=run_pull)
 
 
@@ -310,6 +313,16 @@ def run_pull(args: argparse.Namespace) -> int:
         )
     from .pull import pull
 
+    if getattr(args, "deidentify", False):  # issue 14: retrieve into scratch, write DST clean
+        from ..deid.hooks import pull_deidentified
+
+        def fetch(folder: Path) -> None:
+            pull(source, args.study, folder, series_uid=args.series, log=_log(args))
+
+        outcome = pull_deidentified(args, fetch)
+        if not args.quiet:
+            print(outcome.summary(), file=sys.stderr)
+        return 0
     report = pull(
         source,
         args.study,

@@ -14,6 +14,7 @@ import sys
 import traceback
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import __version__
 from .errors import BridgeError
@@ -157,6 +158,12 @@ def build_parser(*, extensions: bool = True) -> argparse.ArgumentParser:
     conv.add_argument(
         "--overwrite", action="store_true", help="replace DST if it exists and is not empty"
     )
+    conv.add_argument(
+        "--report",
+        metavar="REPORT.html",
+        help="write an HTML page: source and output side by side with previews, what was "
+        "copied verbatim and what re-encoded and why, and the check of the output",
+    )
     verbosity = conv.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
     verbosity.add_argument(
@@ -223,6 +230,13 @@ def _convert(args: argparse.Namespace) -> int:
         enabled = False if args.quiet else (True if args.progress else None)
         return Progress(total, label, enabled=enabled)
 
+    if args.report:
+        from .convert import check_output_path
+        from .errors import OutputError
+
+        check_output_path(Path(args.report))
+        if Path(args.report).exists() and not args.overwrite:
+            raise OutputError("the report exists", path=args.report, hint="pass --overwrite")
     result = convert(
         args.src,
         args.dst,
@@ -243,6 +257,10 @@ def _convert(args: argparse.Namespace) -> int:
         for warning in result.warnings:
             print(f"omedicom: warning: {warning}", file=sys.stderr)
         print(result.summary(), file=sys.stderr)
+    if args.report:
+        from conformance.htmlreport import write_convert_report
+
+        write_convert_report(args.src, result, args.report)
     return 0
 
 

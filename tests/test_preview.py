@@ -9,10 +9,17 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 import samples
 import tifffile
 from conftest import run_cli
+from orthanc import (  # noqa: F401 - fixtures: orthanc, orthancs, orthanc_factory
+    Orthanc,
+    orthanc_factory_fixture,
+    orthanc_fixture,
+    orthancs_fixture,
+)
 from PIL import Image
 
 CELLS = "ome-tiff/qupath__cells.ome.tif"
@@ -241,6 +248,26 @@ def test_dicom_series_with_label(labelled: Path, tmp_path: Path) -> None:
     bigger = tmp_path / "bigger.png"
     assert run_cli("preview", labelled, bigger, "--size", "301", "--no-label").returncode == 0
     assert _facts(bigger)[1]["omedicom:level"] == "1"  # 300 px is too small now
+
+
+def test_preview_of_a_series_on_a_dicomweb_server(
+    orthanc: Orthanc, labelled: Path, tmp_path: Path
+) -> None:
+    """Frames fetched from the PACS draw the same picture as the files they came from."""
+    for path in labelled.iterdir():
+        orthanc.upload(path)
+    study = str(pydicom.dcmread(next(labelled.glob("*.dcm"))).StudyInstanceUID)
+    remote, local = tmp_path / "remote.png", tmp_path / "local.png"
+    proc = run_cli("preview", "--dicomweb", orthanc.dicomweb, study, remote, "--size", "300")
+    assert proc.returncode == 0, proc.stderr
+    assert run_cli("preview", labelled, local, "--size", "300").returncode == 0
+    remote_pixels, remote_facts = _facts(remote)
+    local_pixels, local_facts = _facts(local)
+    assert "omedicom:label_box" in remote_facts  # the label came over the wire too
+    assert remote_facts == local_facts
+    assert np.array_equal(remote_pixels, local_pixels)
+    missing = run_cli("preview", "--dicomweb", orthanc.dicomweb, "1.2.3.4", tmp_path / "m.png")
+    assert missing.returncode != 0 and "1.2.3.4" in missing.stderr
 
 
 def test_bad_arguments_say_what_to_do(labelled: Path, tmp_path: Path) -> None:

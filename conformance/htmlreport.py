@@ -38,7 +38,7 @@ font-size:1.2em;color:#fff}.pass{background:#1e7d32}.fail{background:#b3261e}
 .summary{margin:.6em 0 1em;color:#444}
 table{border-collapse:collapse;margin:.4em 0 1em;font-size:.92em}
 th,td{border:1px solid #d5d5d5;padding:3px 8px;text-align:left;vertical-align:top}
-th{background:#f3f3f3}td.id{white-space:nowrap}
+th{background:#f3f3f3}td code{overflow-wrap:anywhere}td.id{white-space:nowrap}
 tr.error td.sev{color:#b3261e;font-weight:700}tr.warning td.sev{color:#a35d00;font-weight:700}
 tr.info td.sev{color:#555}code{font-size:.95em}
 .fp{color:#666;font-style:italic}

@@ -198,7 +198,7 @@ def render(
         resample = PILImage.Resampling.BOX if smaller else PILImage.Resampling.NEAREST
         picture = picture.resize((w, h), resample)
 
-    label_img = _label(slide, h) if label else None
+    label_img = _label(slide, h, w) if label else None
     font = _font(14)
     groups = [
         (g.label or "(no label)", g.graphic_type.value, g.count, _group_color(g, n))
@@ -270,8 +270,9 @@ def _group_color(group: AnnotationGroup, n: int) -> tuple[int, int, int]:
     return GROUP_COLORS[n % len(GROUP_COLORS)]
 
 
-def _label(slide: Slide, height: int) -> PILImage.Image | None:
-    """The slide's label image, scaled to the slide's height (at most 2 × as wide as high)."""
+def _label(slide: Slide, height: int, width: int) -> PILImage.Image | None:
+    """The slide's label image, scaled to fit beside the slide: at most as tall as the slide
+    and half as wide."""
     found = next((i for i in slide.images if i.kind is ImageKind.LABEL), None)
     if found is None:
         return None
@@ -282,9 +283,7 @@ def _label(slide: Slide, height: int) -> PILImage.Image | None:
         data = (data.astype(np.float32) * (255.0 / top)).astype(np.uint8)
     picture = PILImage.fromarray(data[..., :3] if data.shape[2] >= 3 else data[..., 0])
     picture = picture.convert("RGB")
-    scale = height / picture.height
-    if picture.width * scale > 2 * height:
-        scale = 2 * height / picture.width
+    scale = min(height / picture.height, max(width / 2, 64) / picture.width)
     target = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
     return picture.resize(target, PILImage.Resampling.BILINEAR)
 

@@ -282,3 +282,31 @@ def test_bad_arguments_say_what_to_do(labelled: Path, tmp_path: Path) -> None:
     assert proc.returncode == 4 and out.read_bytes() == b"keep"
     proc = run_cli("preview", labelled, tmp_path / "y.png", "--window", "60,40")
     assert proc.returncode == 2 and "LO < HI" in proc.stderr
+
+
+def test_channel_colours_are_their_own_unless_taken_and_else_by_wavelength() -> None:
+    from types import SimpleNamespace
+
+    from bridge.model import Channel
+    from bridge.preview.pixels import channel_colors
+
+    def colours(*channels: Channel) -> list[tuple[int, int, int]]:
+        return channel_colors(SimpleNamespace(channels=channels))
+
+    red = (128, 0, 0, 255)
+    # three channels all dark red (as an old OME sample has them): the first keeps it
+    got = colours(Channel("a", color=red), Channel("b", color=red), Channel("c", color=red))
+    assert got[0] == (128, 0, 0) and len(set(got)) == 3
+    # no colours: blue for the shortest emission, whatever the channel order
+    got = colours(Channel("far", emission_nm=670), Channel("dapi", emission_nm=461))
+    assert got == [(0, 255, 0), (0, 0, 255)]
+    assert colours(Channel("only")) == [(255, 255, 255)]  # one channel: grey levels
+
+
+@pytest.mark.parametrize(
+    ("most", "length"), [(0.9, 0.5), (1.0, 1.0), (3.7, 2.0), (740.0, 500.0), (1999.0, 1000.0)]
+)
+def test_scale_bar_lengths_are_round(most: float, length: float) -> None:
+    from bridge.preview import round_length
+
+    assert round_length(most) == length

@@ -132,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".png":
         raise InputError("the preview is a PNG: name it .png", path=out)
     slide = open_source(args)
+    from ..errors import BridgeError
+
     try:
         image = choose_image(slide, args.image)
         groups = tuple(g for g in slide.annotations if g.image_index == image.source_index)
@@ -152,6 +154,8 @@ def run(args: argparse.Namespace) -> int:
             window=args.window,
         )
         data = preview.png()
+    except BridgeError as exc:
+        raise exc.at(args.src) from None
     finally:
         if slide.close:
             slide.close()

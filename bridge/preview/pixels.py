@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, UnsupportedError
 from ..model import Image, Level
 
 #: Colours given to channels that have none, in order of emission wavelength (bluest first):
@@ -59,7 +59,7 @@ def decode_level(level: Level, z: int = 0, c: int = 0) -> np.ndarray:
     out: np.ndarray | None = None
     for ty in range(ny):
         for tx in range(nx):
-            tile = level.tiles.decoded(tx, ty, z, c)
+            tile = _decoded(level, tx, ty, z, c)
             if tile.ndim == 2:
                 tile = tile[..., None]
             if out is None:
@@ -72,9 +72,24 @@ def decode_level(level: Level, z: int = 0, c: int = 0) -> np.ndarray:
     return out
 
 
+def _decoded(level: Level, x: int, y: int, z: int, c: int) -> np.ndarray:
+    """One tile's pixels; a level the reader already flagged (``issue``) and whose tiles do
+    not decode is refused with the reader's reason, not a decoder's message."""
+    try:
+        return level.tiles.decoded(x, y, z, c)
+    except Exception as exc:
+        if level.issue is None:
+            raise
+        raise UnsupportedError(
+            f"level {level.index} cannot be drawn: {level.issue}",
+            hint="convert and preview read the same tiles; this kind is not supported yet",
+        ) from exc
+
+
 def channel_colors(image: Image) -> list[tuple[int, int, int]]:
-    """Each channel's display colour: its own (OME Color), else from :data:`PALETTE` in order
-    of emission (or excitation) wavelength, channels without one last, in their order."""
+    """Each channel's display colour: its own (OME Color; not black, not one an earlier
+    channel has), else from :data:`PALETTE` in order of emission (or excitation) wavelength,
+    channels without one last, in their order."""
     channels = image.channels or ()
     count = max(1, len(channels))
     if count == 1 and not (channels and channels[0].color):
@@ -86,13 +101,18 @@ def channel_colors(image: Image) -> list[tuple[int, int, int]]:
         ch = channels[k]
         return ch.emission_nm or ch.excitation_nm or float("inf")
 
-    order = sorted(range(count), key=lambda k: (wavelength(k), k))
-    taken = {tuple(ch.color[:3]) for ch in channels if ch.color}
-    free = iter([p for p in PALETTE if p not in taken] + list(PALETTE))
-    colors: dict[int, tuple[int, int, int]] = {}
-    for k in order:
-        own = channels[k].color if k < len(channels) else None
-        colors[k] = tuple(own[:3]) if own else next(free)  # type: ignore[assignment]
+    # a channel keeps its own colour unless an earlier channel has it already (several
+    # channels all "red" would make one red blur); the others take the palette's free colours
+    own: dict[int, tuple[int, int, int]] = {}
+    for k, ch in enumerate(channels):
+        rgb = tuple(int(v) for v in ch.color[:3]) if ch.color else None
+        if rgb is not None and rgb != (0, 0, 0) and rgb not in own.values():
+            own[k] = rgb  # type: ignore[assignment]
+    free = iter([p for p in PALETTE if p not in own.values()] + list(PALETTE))
+    colors = dict(own)
+    for k in sorted(range(count), key=lambda k: (wavelength(k), k)):
+        if k not in colors:
+            colors[k] = next(free)
     return [colors[k] for k in range(count)]
 
 

@@ -155,8 +155,11 @@ def round_length(max_um: float) -> float:
 def choose_image(slide: Slide, index: int | None = None) -> Image:
     """The pyramid to draw: the one with source index ``index``, else the first."""
     volumes = list(slide.volumes())
-    if not volumes:
-        raise InputError("the slide holds no pyramid (VOLUME image) to draw", path=slide.source)
+    if index is None and not volumes:  # a thumbnail or overview alone: draw that
+        found = next((i for i in slide.images if i.kind is not ImageKind.LABEL), None)
+        if found is None:
+            raise InputError("the slide holds no image to draw but a label", path=slide.source)
+        return found
     if index is None:
         return volumes[0]
     for image in volumes:

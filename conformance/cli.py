@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     if args.html:
         from . import htmlreport as html
 
-        views = [html.view_slide(p, "checked") for p in args.paths]
+        views = html.view_slides(args.paths, "checked")
         if args.against:
             views.append(html.view_slide(args.against, "source (--against)"))
         html.write(args.html, html.check_report(report, views))

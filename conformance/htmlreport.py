@@ -62,17 +62,46 @@ class SlideView:
     problems: list[str] = field(default_factory=list)
 
 
-def view_slide(path: str | os.PathLike[str], title: str, *, size: int = PREVIEW_SIZE) -> SlideView:
-    """Open ``path`` and describe and draw it; what cannot be read becomes a problem line
-    (the check's findings say why in detail)."""
+def view_slides(paths: Sequence[str | os.PathLike[str]], title: str) -> list[SlideView]:
+    """The slides ``check`` was given: DICOM files named one by one (``check level0.dcm
+    level1.dcm ann.dcm``) are one slide, read together; each other path is one slide."""
+    from bridge.convert import sniff
+    from bridge.errors import BridgeError
+
+    files, others = [], []
+    for path in paths:
+        try:
+            kind = sniff(Path(path))
+        except BridgeError:
+            kind = None
+        (files if kind == "dicom" and Path(path).is_file() else others).append(path)
+    views = [view_slide(p, title) for p in others]
+    if len(files) == 1:
+        views.insert(0, view_slide(files[0], title))
+    elif files:
+        views.insert(0, view_slide(files, title))
+    return views
+
+
+def view_slide(
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    title: str,
+    *,
+    size: int = PREVIEW_SIZE,
+) -> SlideView:
+    """Open ``path`` (or several DICOM files of one slide) and describe and draw it; what
+    cannot be read becomes a problem line (the check's findings say why in detail)."""
     from bridge.convert import open_slide
+    from bridge.dicom.reader import read
     from bridge.errors import BridgeError
     from bridge.info import describe
     from bridge.preview import render
 
-    view = SlideView(title, Path(path).as_posix())
+    several = not isinstance(path, (str, os.PathLike))
+    shown = ", ".join(Path(p).as_posix() for p in path) if several else Path(path).as_posix()
+    view = SlideView(title, shown)
     try:
-        slide = open_slide(path)
+        slide = read(list(path)) if several else open_slide(path)
     except BridgeError as exc:
         view.problems.append(f"cannot be opened for a preview: {exc}")
         return view

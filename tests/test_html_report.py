@@ -160,3 +160,14 @@ def test_convert_report_shows_source_and_output_and_why(corpus: Path, tmp_path: 
         page.close()
     exists = run_cli("convert", jpeg, tmp_path / "again", "--report", tmp_path / "jpeg.html")
     assert exists.returncode == 4 and not (tmp_path / "again").exists()
+
+
+def test_dicom_files_named_one_by_one_are_one_slide_in_the_report(broken: Path, tmp_path: Path):
+    files = sorted(broken.glob("*.dcm"))
+    report = tmp_path / "files.html"
+    proc = run_cli("check", *files, "--html", report, "--no-dicom3tools")
+    assert proc.returncode == 1, proc.stderr
+    text = report.read_text()
+    assert text.count("<section class='slide'>") == 1  # the files read together
+    assert text.count("data:image/png;base64,") == 1  # one pyramid, one preview
+    assert "<td>Cell</td><td>POINT</td><td>1</td>" in text  # its annotations file joined in

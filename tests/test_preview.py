@@ -310,3 +310,19 @@ def test_scale_bar_lengths_are_round(most: float, length: float) -> None:
     from bridge.preview import round_length
 
     assert round_length(most) == length
+
+
+def test_a_slide_without_a_pyramid_is_reduced_while_decoding(tmp_path: Path) -> None:
+    """A 4096 px single-level slide drawn 512 px wide: 8 × 8 blocks are averaged tile by tile
+    (the level is never held whole), and the picture is the source's block means."""
+    src = samples.write_tifffile(tmp_path / "flat.ome.tif", size=(4096, 3072), levels=1)
+    out = tmp_path / "flat.png"
+    proc = run_cli("preview", src, out, "--size", "512", "--no-label")
+    assert proc.returncode == 0, proc.stderr
+    pixels, facts = _facts(out)
+    assert facts["omedicom:level"] == "0" and facts["omedicom:reduction"] == "8"
+    x, y, w, h = _box(facts)
+    assert (w, h) == (512, 384)
+    level0 = tifffile.imread(src).astype(float)
+    expected = level0.reshape(384, 8, 512, 8, 3).mean(axis=(1, 3))
+    assert np.abs(pixels[y : y + h, x : x + w] - expected).mean() < 1.0

@@ -51,8 +51,25 @@ def pick_level(image: Image, size: int) -> Level:
     return min(fitting, key=lambda lv: lv.size[0] * lv.size[1]) if fitting else image.levels[0]
 
 
-def decode_level(level: Level, z: int = 0, c: int = 0) -> np.ndarray:
-    """The whole level at focal plane ``z`` and channel ``c`` as (rows, columns, samples)."""
+def reduction(level: Level, size: int) -> int:
+    """How many level pixels (per side) one decoded pixel averages: the largest power of two
+    that keeps the level's longer side at least ``size`` and divides the tile size. A level
+    larger than twice the preview (a slide without a pyramid) is then reduced tile by tile as
+    it is decoded, never held whole."""
+    step = 1
+    while (
+        max(level.size) // (step * 2) >= size
+        and level.tile_size[0] % (step * 2) == 0
+        and level.tile_size[1] % (step * 2) == 0
+    ):
+        step *= 2
+    return step
+
+
+def decode_level(level: Level, z: int = 0, c: int = 0, step: int = 1) -> np.ndarray:
+    """The whole level at focal plane ``z`` and channel ``c`` as (rows, columns, samples),
+    each ``step`` × ``step`` block of pixels averaged into one (``step`` divides the tile
+    size; see :func:`reduction`)."""
     width, height = level.size
     tw, th = level.tile_size
     nx, ny = level.grid
@@ -63,13 +80,34 @@ def decode_level(level: Level, z: int = 0, c: int = 0) -> np.ndarray:
             if tile.ndim == 2:
                 tile = tile[..., None]
             if out is None:
-                out = np.zeros((height, width, tile.shape[2]), tile.dtype)
+                shape = (-(-height // step), -(-width // step), tile.shape[2])
+                out = np.zeros(shape, tile.dtype)
             x0, y0 = tx * tw, ty * th
             h, w = min(th, height - y0), min(tw, width - x0)
-            out[y0 : y0 + h, x0 : x0 + w] = tile[:h, :w]
+            part = tile[:h, :w]
+            if step > 1:
+                part = _block_mean(part, step)
+            out[
+                y0 // step : y0 // step + part.shape[0], x0 // step : x0 // step + part.shape[1]
+            ] = part
     if out is None:
         raise InputError(f"level {level.index} has no tiles to draw")
     return out
+
+
+def _block_mean(part: np.ndarray, step: int) -> np.ndarray:
+    """Mean of each ``step`` × ``step`` block; a partial block at the edge is padded with
+    its edge pixels."""
+    h, w = part.shape[:2]
+    pad = ((0, -h % step), (0, -w % step), (0, 0))
+    if any(p[1] for p in pad):
+        part = np.pad(part, pad, mode="edge")
+    rows, cols = part.shape[0] // step, part.shape[1] // step
+    blocks = part.reshape(rows, step, cols, step, part.shape[2]).astype(np.float32)
+    mean = blocks.mean(axis=(1, 3))
+    if np.issubdtype(part.dtype, np.integer):
+        mean = np.rint(mean)
+    return mean.astype(part.dtype)
 
 
 def _decoded(level: Level, x: int, y: int, z: int, c: int) -> np.ndarray:
@@ -129,16 +167,17 @@ def render_rgb(
     *,
     z: int | None = None,
     window: tuple[float, float] = WINDOW,
+    step: int = 1,
 ) -> tuple[np.ndarray, list[ChannelShown]]:
-    """The level as an (rows, columns, 3) uint8 RGB array, and the channels as drawn (empty
-    for a colour image shown as it is)."""
+    """The level (reduced ``step`` times per side) as an (rows, columns, 3) uint8 RGB array,
+    and the channels as drawn (empty for a colour image shown as it is)."""
     plane = image.size_z // 2 if z is None else z
     if not 0 <= plane < image.size_z:
         raise InputError(
             f"focal plane {plane} does not exist; the image has {image.size_z}",
             hint=f"give --z between 0 and {image.size_z - 1}",
         )
-    first = decode_level(level, plane, 0)
+    first = decode_level(level, plane, 0, step)
     if first.shape[2] == 3 and first.dtype == np.uint8:
         return first, []
     if first.shape[2] >= 3:  # colour samples deeper than 8 bits: window each sample
@@ -151,7 +190,7 @@ def render_rgb(
     acc = np.zeros((*first.shape[:2], 3), np.float32)
     shown = []
     for k, color in enumerate(colors):
-        data = first[..., 0] if k == 0 else decode_level(level, plane, k)[..., 0]
+        data = first[..., 0] if k == 0 else decode_level(level, plane, k, step)[..., 0]
         lo, hi = _window(data, window)
         weight = np.clip((data.astype(np.float32) - lo) / (hi - lo), 0, 1)
         acc += weight[..., None] * (np.asarray(color, np.float32) / 255.0)

@@ -30,7 +30,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from ..errors import InputError
 from ..model import AnnotationGroup, GraphicType, Image, ImageKind, Slide
-from .pixels import WINDOW, ChannelShown, decode_level, pick_level, render_rgb
+from .pixels import WINDOW, ChannelShown, decode_level, pick_level, reduction, render_rgb
 
 #: Colours of annotation groups that have none (distinct from the channel palette).
 GROUP_COLORS: tuple[tuple[int, int, int], ...] = (
@@ -77,12 +77,14 @@ class Preview:
     groups: list[tuple[str, str, int, tuple[int, int, int]]] = field(default_factory=list)
     label_box: tuple[int, int, int, int] | None = None
     drawn_annotations: int = 0
+    reduction: int = 1  # level pixels per side averaged into one while decoding
 
     def facts(self) -> dict[str, str]:
         """The PNG text chunks."""
         out = {
             "omedicom:slide_box": ",".join(map(str, self.slide_box)),
             "omedicom:level": str(self.level),
+            "omedicom:reduction": str(self.reduction),
             "omedicom:channels": json.dumps(
                 [
                     {"name": c.name, "color": list(c.color), "window": c.window}
@@ -191,7 +193,8 @@ def render(
     if annotations is None:
         annotations = tuple(g for g in slide.annotations if g.image_index == image.source_index)
     level = pick_level(image, size)
-    rgb, channels = render_rgb(image, level, z=z, window=window)
+    step = reduction(level, size)
+    rgb, channels = render_rgb(image, level, z=z, window=window, step=step)
     full_w, full_h = image.size
     scale = size / max(full_w, full_h)
     w, h = max(1, round(full_w * scale)), max(1, round(full_h * scale))
@@ -259,6 +262,7 @@ def render(
         groups,
         label_box,
         drawn,
+        step,
     )
 
 

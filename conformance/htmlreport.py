@@ -38,7 +38,8 @@ font-size:1.2em;color:#fff}.pass{background:#1e7d32}.fail{background:#b3261e}
 .summary{margin:.6em 0 1em;color:#444}
 table{border-collapse:collapse;margin:.4em 0 1em;font-size:.92em}
 th,td{border:1px solid #d5d5d5;padding:3px 8px;text-align:left;vertical-align:top}
-th{background:#f3f3f3}td code{overflow-wrap:anywhere}td.id{white-space:nowrap}
+th{background:#f3f3f3}td.where{min-width:14em}td code{overflow-wrap:anywhere}
+td.id{white-space:nowrap}
 tr.error td.sev{color:#b3261e;font-weight:700}tr.warning td.sev{color:#a35d00;font-weight:700}
 tr.info td.sev{color:#555}code{font-size:.95em}
 .fp{color:#666;font-style:italic}
@@ -190,7 +191,7 @@ def _verdict(report: Report) -> list[str]:
 def _location(f: Finding) -> str:
     loc = f.location
     parts = [
-        f"<code>{_e(loc.file)}</code>" if loc.file else "",
+        f"<code title='{_e(loc.file)}'>{_e(Path(loc.file).name)}</code>" if loc.file else "",
         f"level {loc.level}" if loc.level is not None else "",
         f"image {_e(loc.image)}" if loc.image else "",
         f"annotation group {loc.group}" if loc.group is not None else "",
@@ -222,7 +223,8 @@ def findings_table(report: Report) -> list[str]:
             f"<tr class='finding {f.severity.value}' data-id='{_e(f.id)}' id='finding-{n}'>"
             f"<td>{n}</td><td class='sev'>{f.severity.value}</td>"
             f"<td class='id'><code>{_e(f.id)}</code></td>"
-            f"<td>{_e(f.message)}{tool if f.tool else ''}{extra}</td><td>{_location(f)}</td>"
+            f"<td>{_e(f.message)}{tool if f.tool else ''}{extra}</td>"
+            f"<td class='where'>{_location(f)}</td>"
             f"<td>{_e(f.reference)}</td></tr>"
         )
     rows.append("</tbody></table>")
@@ -288,10 +290,10 @@ def slide_section(view: SlideView) -> list[str]:
 
 def check_report(report: Report, views: Sequence[SlideView]) -> str:
     """The page of ``omedicom check --html``."""
-    body = ["<h1>omedicom check</h1>", *_verdict(report), "<h2>Findings</h2>"]
-    body += findings_table(report)
+    body = ["<h1>omedicom check</h1>", *_verdict(report), "<div class='side'>"]
     for view in views:
         body += slide_section(view)
+    body += ["</div>", "<h2>Findings</h2>", *findings_table(report)]
     return _page("omedicom check report", body)
 
 

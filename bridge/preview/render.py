@@ -42,6 +42,8 @@ GROUP_COLORS: tuple[tuple[int, int, int], ...] = (
     (180, 120, 255),
 )
 MARGIN = 12
+#: Annotation groups named in the legend; more are counted in one line.
+LEGEND_GROUPS = 24
 BAR_HEIGHT = 6
 BAR_COLOR = (0, 0, 0)
 PAGE = (255, 255, 255)
@@ -210,10 +212,11 @@ def render(
         (g.label or "(no label)", g.graphic_type.value, g.count, _group_color(g, n))
         for n, g in enumerate(annotations)
     ]
-    legend_rows = len(channels) + len(groups)
+    legend = _legend(channels, groups)
     page_w = MARGIN + w + (MARGIN + label_img.width if label_img else 0) + MARGIN
-    page_w = max(page_w, 320)
-    footer = 28 + 20 + 20 * legend_rows
+    text_w = max((font.getlength(micro(t, font)) for _, t in legend), default=0)
+    page_w = max(page_w, 320, MARGIN + 22 + int(text_w) + 1 + MARGIN)
+    footer = 28 + 20 + 20 * len(legend)
     page_h = MARGIN + h + footer + MARGIN
     page = PILImage.new("RGB", (page_w, page_h), PAGE)
     page.paste(picture, (MARGIN, MARGIN))
@@ -241,16 +244,10 @@ def render(
     else:
         draw.text((MARGIN, y - 5), "no pixel size: no scale bar", fill=INK, font=font)
     row = y + 22
-    for ch in channels:
-        _swatch(draw, (MARGIN, row), ch.color)
-        lo, hi = ch.window
-        text = f"{ch.name}  window {lo:.6g} to {hi:.6g}"
-        draw.text((MARGIN + 22, row), text, fill=INK, font=font)
-        row += 20
-    for text, kind, count, color in groups:
-        _swatch(draw, (MARGIN, row), color)
-        noun = kind.lower() + ("s" if count != 1 else "")
-        draw.text((MARGIN + 22, row), f"{text}: {count:,} {noun}", fill=INK, font=font)
+    for color, text in legend:
+        if color is not None:
+            _swatch(draw, (MARGIN, row), color)
+        draw.text((MARGIN + 22, row), micro(text, font), fill=INK, font=font)
         row += 20
     return Preview(
         page,
@@ -264,6 +261,25 @@ def render(
         drawn,
         step,
     )
+
+
+def _legend(
+    channels: list[ChannelShown], groups: list[tuple[str, str, int, tuple[int, int, int]]]
+) -> list[tuple[tuple[int, int, int] | None, str]]:
+    """The legend's lines: each channel with its window, each annotation group with its count
+    (the first :data:`LEGEND_GROUPS`; the others counted in one line)."""
+    lines: list[tuple[tuple[int, int, int] | None, str]] = []
+    for ch in channels:
+        lo, hi = ch.window
+        lines.append((ch.color, f"{ch.name}  window {lo:.6g} to {hi:.6g}"))
+    for text, kind, count, color in groups[:LEGEND_GROUPS]:
+        noun = kind.lower() + ("s" if count != 1 else "")
+        lines.append((color, f"{text}: {count:,} {noun}"))
+    rest = groups[LEGEND_GROUPS:]
+    if rest:
+        total = sum(g[2] for g in rest)
+        lines.append((None, f"... and {len(rest):,} more groups, {total:,} annotations"))
+    return lines
 
 
 def _swatch(draw: ImageDraw.ImageDraw, at: tuple[int, int], color: tuple[int, int, int]) -> None:

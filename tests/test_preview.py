@@ -282,6 +282,9 @@ def test_bad_arguments_say_what_to_do(labelled: Path, tmp_path: Path) -> None:
     assert proc.returncode == 4 and out.read_bytes() == b"keep"
     proc = run_cli("preview", labelled, tmp_path / "y.png", "--window", "60,40")
     assert proc.returncode == 2 and "LO < HI" in proc.stderr
+    proc = run_cli("preview", "--help")
+    for needle in ("examples:", "exit codes:", "--annotations", "--no-label", "--dicomweb"):
+        assert needle in proc.stdout
 
 
 def test_channel_colours_are_their_own_unless_taken_and_else_by_wavelength() -> None:

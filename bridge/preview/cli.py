@@ -81,7 +81,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--no-label", action="store_true", help="leave the label out")
     parser.add_argument("--series", metavar="UID", help="the DICOM series to draw")
-    parser.add_argument("--image", type=int, metavar="N", help="the pyramid to draw (default 0)")
+    parser.add_argument(
+        "--image", type=int, metavar="N", help="the pyramid to draw (default: the first)"
+    )
     parser.add_argument("--z", type=int, metavar="N", help="focal plane (default: the middle)")
     parser.add_argument(
         "--window",

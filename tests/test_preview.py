@@ -304,6 +304,8 @@ def test_channel_colours_are_their_own_unless_taken_and_else_by_wavelength() -> 
     got = colours(Channel("far", emission_nm=670), Channel("dapi", emission_nm=461))
     assert got == [(0, 255, 0), (0, 0, 255)]
     assert colours(Channel("only")) == [(255, 255, 255)]  # one channel: grey levels
+    clear = (128, 0, 0, 0)  # alpha 0: no colour at all (the 2010-06 swatch sample)
+    assert colours(Channel("a", color=clear), Channel("b", color=clear))[0] == (0, 0, 255)
 
 
 @pytest.mark.parametrize(

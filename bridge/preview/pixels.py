@@ -125,9 +125,9 @@ def _decoded(level: Level, x: int, y: int, z: int, c: int) -> np.ndarray:
 
 
 def channel_colors(image: Image) -> list[tuple[int, int, int]]:
-    """Each channel's display colour: its own (OME Color; not black, not one an earlier
-    channel has), else from :data:`PALETTE` in order of emission (or excitation) wavelength,
-    channels without one last, in their order."""
+    """Each channel's display colour: its own (OME Color; not black, not transparent, not one
+    an earlier channel has), else from :data:`PALETTE` in order of emission (or excitation)
+    wavelength, channels without one last, in their order."""
     channels = image.channels or ()
     count = max(1, len(channels))
     if count == 1 and not (channels and channels[0].color):
@@ -143,7 +143,9 @@ def channel_colors(image: Image) -> list[tuple[int, int, int]]:
     # channels all "red" would make one red blur); the others take the palette's free colours
     own: dict[int, tuple[int, int, int]] = {}
     for k, ch in enumerate(channels):
-        rgb = tuple(int(v) for v in ch.color[:3]) if ch.color else None
+        # alpha 0 (fully transparent) says nothing about a display colour: old OME files
+        # write Color="-2147483648" (128, 0, 0, 0) on every channel
+        rgb = tuple(int(v) for v in ch.color[:3]) if ch.color and ch.color[3:4] != (0,) else None
         if rgb is not None and rgb != (0, 0, 0) and rgb not in own.values():
             own[k] = rgb  # type: ignore[assignment]
     free = iter([p for p in PALETTE if p not in own.values()] + list(PALETTE))

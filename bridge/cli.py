@@ -14,6 +14,7 @@ import sys
 import traceback
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import __version__
 from .errors import BridgeError
@@ -157,6 +158,12 @@ def build_parser(*, extensions: bool = True) -> argparse.ArgumentParser:
     conv.add_argument(
         "--overwrite", action="store_true", help="replace DST if it exists and is not empty"
     )
+    conv.add_argument(
+        "--report",
+        metavar="REPORT.html",
+        help="write an HTML page: source and output side by side with previews, what was "
+        "copied verbatim and what re-encoded and why, and the check of the output",
+    )
     verbosity = conv.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
     verbosity.add_argument(
@@ -191,6 +198,7 @@ EXTENSIONS: list[str] = [
     "conformance.cli",
     "bridge.annotations.cli",
     "bridge.deid.cli",
+    "bridge.preview.cli",
 ]
 
 #: Commands defined in this module: naming one does not import the :data:`EXTENSIONS`.
@@ -226,6 +234,19 @@ def _convert(args: argparse.Namespace) -> int:
         enabled = False if args.quiet else (True if args.progress else None)
         return Progress(total, label, enabled=enabled)
 
+    deidentify = getattr(args, "deidentify", False)
+    if args.report:
+        from .convert import check_output_path
+        from .errors import InputError, OutputError
+
+        if deidentify:
+            raise InputError(
+                "--report is not available with --deidentify",
+                hint="de-identify first, then run 'omedicom check OUT --html REPORT.html'",
+            )
+        check_output_path(Path(args.report))
+        if Path(args.report).exists() and not args.overwrite:
+            raise OutputError("the report exists", path=args.report, hint="pass --overwrite")
     kwargs = dict(
         series=args.series,
         slide_id=args.slide_id or meta_slide_id,
@@ -238,7 +259,7 @@ def _convert(args: argparse.Namespace) -> int:
         lossy=args.lossy,
         annotations=args.annotations,
     )
-    if getattr(args, "deidentify", False):  # issue 14 (bridge/deid/hooks.py)
+    if deidentify:  # issue 14 (bridge/deid/hooks.py)
         from .deid.hooks import convert_deidentified
 
         outcome = convert_deidentified(args, kwargs)
@@ -250,6 +271,10 @@ def _convert(args: argparse.Namespace) -> int:
         for warning in result.warnings:
             print(f"omedicom: warning: {warning}", file=sys.stderr)
         print(result.summary(), file=sys.stderr)
+    if args.report:
+        from conformance.htmlreport import write_convert_report
+
+        write_convert_report(args.src, result, args.report)
     return 0
 
 

@@ -28,6 +28,7 @@ section, OME schema element). Check ids and what they test: conformance/README.m
 examples:
   omedicom check slide_dicom/
   omedicom check slide_dicom/ --json > report.json
+  omedicom check slide_dicom/ --html report.html
   omedicom check slide.ome.tiff
   omedicom check slide_dicom/ --against slide.ome.tiff
   omedicom check level0.dcm annotations.dcm --deep
@@ -47,6 +48,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "paths", metavar="PATH", nargs="+", help="DICOM file, series folder or OME-TIFF"
     )
     parser.add_argument("--json", action="store_true", help="print the machine-readable report")
+    parser.add_argument(
+        "--html",
+        metavar="REPORT.html",
+        help="also write the report as one self-contained HTML page: verdict, findings, "
+        "levels and a preview of each pyramid with its annotations",
+    )
     parser.add_argument(
         "--against",
         metavar="SOURCE",
@@ -91,5 +98,12 @@ def run(args: argparse.Namespace) -> int:
         against=args.against,
         use_dicom3tools=not args.no_dicom3tools,
     )
+    if args.html:
+        from . import htmlreport as html
+
+        views = html.view_slides(args.paths, "checked")
+        if args.against:
+            views.append(html.view_slide(args.against, "source (--against)"))
+        html.write(args.html, html.check_report(report, views))
     sys.stdout.write((dumps(report) if args.json else as_text(report)) + "\n")
     return report.exit_code

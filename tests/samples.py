@@ -189,3 +189,75 @@ def write_aperio_ome(corpus: Path, path: Path) -> Path:
             },
         )
     return path
+
+
+#: The fluorescence sample's channels: name, emission (nm), OME Color (None: the default).
+FLUORESCENCE_CHANNELS = (
+    ("DAPI", 461.0, None),
+    ("FITC", 519.0, None),
+    ("Cy3", 570.0, (255, 128, 0)),
+    ("Cy5", 670.0, None),
+)
+#: Where each channel's bright spots are: level-0 (x, y) centres, three per channel.
+FLUORESCENCE_SPOTS = (
+    ((100, 100), (400, 300), (560, 120)),
+    ((250, 100), (100, 400), (560, 420)),
+    ((400, 100), (250, 400), (320, 250)),
+    ((100, 250), (560, 270), (420, 440)),
+)
+
+
+def write_fluorescence(path: Path, *, size: tuple[int, int] = (640, 512), planes: int = 3) -> Path:
+    """A 4-channel × ``planes`` z-stack, uint16 12-bit, Deflate tiles, 2 SubIFD levels: each
+    channel dark (~100) but for Gaussian spots of its own (:data:`FLUORESCENCE_SPOTS`), the
+    spots brightest in the middle plane. Cy3 has an OME Color, the others none."""
+    width, height = size
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    stack = np.empty((len(FLUORESCENCE_CHANNELS), planes, height, width), np.uint16)
+    for k, spots in enumerate(FLUORESCENCE_SPOTS):
+        signal = np.zeros((height, width), np.float32)
+        for cx, cy in spots:
+            signal += np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 18.0**2))
+        for z in range(planes):
+            focus = 1.0 - 0.3 * abs(z - planes // 2)
+            plane = 100 + 3000 * focus * signal + rng.normal(0, 8, (height, width))
+            stack[k, z] = np.clip(plane, 0, 4095).astype(np.uint16)
+    colors = []
+    for _, _, rgb in FLUORESCENCE_CHANNELS:  # OME Color: signed 32-bit RGBA
+        value = (rgb[0] << 24 | rgb[1] << 16 | rgb[2] << 8 | 255) if rgb else None
+        colors.append(value - (1 << 32) if value and value >= 1 << 31 else value)
+    channel: dict = {
+        "Name": [c[0] for c in FLUORESCENCE_CHANNELS],
+        "EmissionWavelength": [c[1] for c in FLUORESCENCE_CHANNELS],
+    }
+    meta = {
+        "axes": "CZYX",
+        "PhysicalSizeX": 0.325,
+        "PhysicalSizeY": 0.325,
+        "PhysicalSizeZ": 1.0,
+        "Name": "fluorescence",
+        "Channel": channel,
+    }
+    with tifffile.TiffWriter(path, bigtiff=True) as tw:
+        tw.write(stack, tile=(256, 256), compression="zlib", metadata=meta, subifds=1)
+        tw.write(stack[..., ::2, ::2], tile=(256, 256), compression="zlib", subfiletype=1)
+    if any(c is not None for c in colors):  # tifffile writes a Color for every channel or none
+        tiff_colored(path, colors)
+    return path
+
+
+def tiff_colored(path: Path, colors: list[int | None]) -> None:
+    """Give the OME-XML's Channels these Color attributes (None: leave the channel without)."""
+    import re
+
+    with tifffile.TiffFile(path) as tf:
+        xml = tf.ome_metadata
+    n = iter(colors)
+
+    def add(match: re.Match) -> str:
+        value = next(n)
+        return match.group(0) if value is None else match.group(0)[:-1] + f' Color="{value}">'
+
+    xml = re.sub(r"<Channel [^>]*>", add, xml)
+    tifffile.tiffcomment(path, xml.encode())

@@ -183,7 +183,12 @@ def build_parser(*, extensions: bool = True) -> argparse.ArgumentParser:
 
 #: Modules that add subcommands: each has ``add_parser(subparsers)``, which creates its parser
 #: and sets ``func`` (called with the parsed arguments, returns the exit code).
-EXTENSIONS: list[str] = ["bridge.pacs.cli", "conformance.cli", "bridge.annotations.cli"]
+EXTENSIONS: list[str] = [
+    "bridge.pacs.cli",
+    "conformance.cli",
+    "bridge.annotations.cli",
+    "bridge.batch.cli",
+]
 
 #: Commands defined in this module: naming one does not import the :data:`EXTENSIONS`.
 BUILTIN_COMMANDS = ("convert", "info")

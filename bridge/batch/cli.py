@@ -1,0 +1,211 @@
+"""``omedicom batch`` and ``omedicom verify``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+
+BATCH_HELP = """\
+Convert many slides: each one is converted, checked (omedicom check --against its source),
+given a <DST>.sha256.json manifest, optionally pushed to a PACS, and verified (the output
+folder, and after a DICOMweb push what the server returns, against the manifest).
+
+  omedicom batch LIST.csv           a CSV file with a header row: source,destination and
+                                    optionally slide_id,metadata_json (paths relative to it)
+  omedicom batch SRC_DIR DST_DIR    every OME-TIFF (*.ome.tif[f]) under SRC_DIR becomes a DICOM
+                                    folder, every folder of DICOM files an OME-TIFF, at the
+                                    same place under DST_DIR
+
+Resumable: a SQLite ledger (default: omedicom-batch.sqlite in DST_DIR, or LIST.sqlite beside
+the CSV) records each slide as pending, running, done or failed with its reason. Running the
+same command again skips what is done (same source checksum, same options, output present),
+retries what failed and redoes what a crash interrupted. UIDs are derived from the source's
+SHA-256 and the options, so a redone slide has the same UIDs and a PACS sees the same
+instances. Outputs appear only when complete; leftovers of a killed run are removed.
+
+Slides run on a local process pool (--workers, default the number of cores) or on an existing
+Dask distributed cluster (--scheduler tcp://HOST:8786; every worker needs omedicom installed
+and the same paths).
+
+A report (CSV and JSON: outcome, timings, bytes, check and verify verdicts per slide) is
+written beside the ledger, or to --report.
+
+exit codes: 0 every slide done; 1 some slides failed (see the report); 2 bad task list.
+"""
+
+VERIFY_HELP = """\
+Compare a <DST>.sha256.json manifest with what is stored, frame by frame (SHA-256 of each
+frame's encoded bytes). Without DIR it checks the DST the manifest is named after; with DIR,
+that folder (or file); with --dicomweb URL, what the server returns over WADO-RS, asked in the
+exact transfer syntax the manifest records, so no transcoding can hide a change.
+
+exit codes: 0 all equal; 1 differences (each names the file and the frame); 2 bad manifest.
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def add_parser(subparsers: Any) -> None:
+    from ..cli import _pixel_size
+
+    batch = subparsers.add_parser(
+        "batch",
+        help="convert, check, push and verify many slides; resumable (local pool or Dask)",
+        description=BATCH_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    batch.add_argument("inputs", metavar="LIST.csv | SRC_DIR DST_DIR", nargs="+")
+    pool = batch.add_mutually_exclusive_group()
+    pool.add_argument(
+        "--workers", type=_positive_int, metavar="N", help="local worker processes (default: cores)"
+    )
+    pool.add_argument(
+        "--scheduler", metavar="tcp://HOST:PORT", help="run on this Dask distributed scheduler"
+    )
+    batch.add_argument("--ledger", metavar="FILE.sqlite", help="where the ledger is kept")
+    batch.add_argument("--report", metavar="FILE.csv", help="the report (a .json beside it too)")
+    batch.add_argument("--to", choices=["dicom", "ome-tiff"], help="target format")
+    batch.add_argument(
+        "--codec", choices=["jpegls", "jpeg2000", "htj2k", "native", "jpeg"], help="see convert"
+    )
+    batch.add_argument("--lossy", metavar="QUALITY", type=int, help="see convert")
+    batch.add_argument(
+        "--pixel-size", metavar="UM[,UM]", type=_pixel_size, help="see convert (every slide)"
+    )
+    batch.add_argument("--no-check", action="store_true", help="do not run omedicom check")
+    batch.add_argument(
+        "--no-dicom3tools", action="store_true", help="check without dciodvfy/dcentvfy"
+    )
+    push = batch.add_mutually_exclusive_group()
+    push.add_argument("--push-dicomweb", metavar="URL", help="push each slide (STOW-RS)")
+    push.add_argument("--push-dimse", metavar="HOST:PORT", help="push each slide (C-STORE)")
+    batch.add_argument("--aet", metavar="ME", help="with --push-dimse: our AE title")
+    batch.add_argument("--called-aet", metavar="THEM", help="with --push-dimse: the server's")
+    verbosity = batch.add_mutually_exclusive_group()
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
+    verbosity.add_argument(
+        "--progress", action="store_true", help="draw the progress bar even when not a terminal"
+    )
+    batch.set_defaults(func=run_batch_command)
+
+    verify = subparsers.add_parser(
+        "verify",
+        help="compare a <DST>.sha256.json manifest with a folder or a PACS, frame by frame",
+        description=VERIFY_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verify.add_argument("manifest", metavar="DST.sha256.json")
+    verify.add_argument("dir", metavar="DIR", nargs="?", help="the folder (or file) to check")
+    verify.add_argument("--dicomweb", metavar="URL", help="check what this server returns")
+    verify.add_argument("--study", metavar="UID", help="the Study Instance UID (with --dicomweb)")
+    verify.add_argument("-q", "--quiet", action="store_true", help="only the differences")
+    verify.set_defaults(func=run_verify_command)
+
+
+def _tasks(inputs: list[str]) -> tuple[list[Any], Path]:
+    """The tasks and the default ledger path."""
+    from .tasks import read_csv, walk
+
+    if len(inputs) == 1:
+        path = Path(inputs[0])
+        if path.is_dir():
+            raise InputError(
+                "a folder alone is not a task list", path=path, hint="give SRC_DIR DST_DIR"
+            )
+        return read_csv(path), path.with_suffix(".sqlite")
+    if len(inputs) == 2:
+        src, dst = Path(inputs[0]), Path(inputs[1])
+        return walk(src, dst), dst / "omedicom-batch.sqlite"
+    raise InputError("give LIST.csv, or SRC_DIR DST_DIR")
+
+
+def run_batch_command(args: argparse.Namespace) -> int:
+    from .progress import BatchProgress
+    from .report import write
+    from .runner import run_batch
+    from .work import Options
+
+    if (args.aet or args.called_aet) and not args.push_dimse:
+        raise InputError("--aet and --called-aet apply to --push-dimse only")
+    tasks, ledger = _tasks(args.inputs)
+    ledger = Path(args.ledger) if args.ledger else ledger
+    ledger = ledger.absolute()
+    options = Options(
+        lock_dir=str(ledger.with_name(ledger.name + ".locks")),
+        to=args.to,
+        codec=args.codec,
+        lossy=args.lossy,
+        pixel_size_um=args.pixel_size,
+        check=not args.no_check,
+        dicom3tools=not args.no_dicom3tools,
+        push_dicomweb=args.push_dicomweb,
+        push_dimse=args.push_dimse,
+        aet=args.aet,
+        called_aet=args.called_aet,
+    )
+    enabled = False if args.quiet else (True if args.progress else None)
+    progress = BatchProgress(len(tasks), enabled=enabled)
+
+    def log(message: str) -> None:
+        if not args.quiet:
+            print(f"omedicom: {message}", file=sys.stderr)
+
+    summary = run_batch(
+        tasks,
+        options,
+        ledger,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        progress=progress,
+        log=log,
+    )
+    report = Path(args.report) if args.report else ledger.with_name(ledger.stem + "-report.csv")
+    csv_path, _ = write(report, summary.rows, summary.as_dict())
+    if not args.quiet:
+        for r in summary.rows:
+            if r["state"] != "done":
+                print(f"omedicom: failed: {r['destination']}: {r['reason']}", file=sys.stderr)
+        print(
+            f"{summary.done} of {summary.total} slide(s) done ({summary.skipped} skipped as "
+            f"done before), {summary.failed} failed; report: {csv_path}",
+            file=sys.stderr,
+        )
+    return 1 if summary.failed else 0
+
+
+def run_verify_command(args: argparse.Namespace) -> int:
+    from .verify import verify
+
+    web = None
+    if args.dicomweb:
+        if args.dir:
+            raise InputError("give DIR or --dicomweb URL, not both")
+        from ..pacs.dicomweb import DicomWeb
+        from ..pacs.http import Credentials, Http
+
+        web = DicomWeb(Http(args.dicomweb, credentials=Credentials.from_environment(user=None)))
+    elif args.study:
+        raise InputError("--study applies to --dicomweb only")
+    verdict = verify(
+        Path(args.manifest),
+        Path(args.dir) if args.dir else None,
+        web=web,
+        study_uid=args.study,
+    )
+    for line in verdict.differences:
+        print(f"omedicom: difference: {line}", file=sys.stderr)
+    if not args.quiet or not verdict.ok:
+        print(verdict.summary(), file=sys.stderr)
+    return 0 if verdict.ok else 1

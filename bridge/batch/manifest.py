@@ -1,0 +1,258 @@
+"""``<DST>.sha256.json``: the SHA-256 of every frame's encoded bytes, of every output file and
+of the source, written beside each conversion's output.
+
+A frame is what DICOM stores for it: the bytes of its fragment(s) of encapsulated Pixel Data
+(PS3.5 A.4, the trailing pad byte included, as WADO-RS returns them, PS3.18 8.7.3.3.2), or its
+slice of native Pixel Data. In an OME-TIFF output a frame is one tile (or strip) as stored.
+
+``verbatim`` says that an output file's frames are the source's tiles, in order, unchanged.
+For uncompressed and JPEG 2000 data the frame hashes then equal the source tiles' hashes. A
+JPEG tile in a TIFF file leaves its tables in the JPEGTables tag (TIFF Technical Note 2), while
+a DICOM frame must be a whole JPEG stream (PS3.5 8.2.1), so the converter puts the tables back;
+for JPEG the manifest therefore also lists ``scans``, the hashes of each frame's entropy-coded
+data (the compressed pixels), which equal those of the source tiles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+
+FORMAT = "omedicom-sha256-manifest/1"
+SUFFIX = ".sha256.json"
+_CHUNK = 1 << 20
+
+
+def manifest_path(dst: Path) -> Path:
+    """Where the manifest of ``dst`` (a folder or a file) goes: ``<DST>.sha256.json``."""
+    dst = Path(os.path.normpath(dst))
+    return dst.with_name(dst.name + SUFFIX)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(_CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def source_sha256(path: Path) -> str:
+    """The SHA-256 of a source file; of a folder (a DICOM series), the SHA-256 of its sorted
+    ``relative-name  file-sha256`` lines (hidden files left out)."""
+    if not path.is_dir():
+        return sha256_file(path)
+    lines = []
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        rel = file.relative_to(path)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        lines.append(f"{rel.as_posix()}  {sha256_file(file)}\n")
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _scan(data: bytes) -> str | None:
+    """The hash of a JPEG stream's entropy-coded data, ``None`` for other codestreams."""
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    from ..codecs.jpeg import entropy_coded_data
+
+    try:
+        return _sha(entropy_coded_data(data))
+    except Exception:
+        return None
+
+
+def _payload(data: bytes) -> str:
+    """What identifies a tile across containers: the JPEG entropy-coded data, or the bytes
+    padded to even length (DICOM pads odd fragments with one zero byte, PS3.5 A.4)."""
+    scan = _scan(data)
+    if scan is not None:
+        return scan
+    return _sha(data + b"\x00" if len(data) % 2 else data)
+
+
+# -- reading frames ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DicomFile:
+    """One DICOM instance's identity and its frames as stored."""
+
+    transfer_syntax: str
+    sop_class_uid: str
+    sop_instance_uid: str
+    series_uid: str
+    study_uid: str
+    frames: list[bytes]
+
+
+def read_dicom(path: Path) -> DicomFile:
+    """The frames of a DICOM file as stored (encapsulated fragments with their pad byte, or
+    slices of native Pixel Data, PS3.5 A.4 and 8.1.1)."""
+    from pydicom import dcmread
+    from pydicom.encaps import generate_frames
+
+    try:
+        ds = dcmread(path)
+    except Exception as exc:
+        raise InputError(f"not a readable DICOM file ({exc})", path=path) from None
+    syntax = ds.file_meta.TransferSyntaxUID
+    frames: list[bytes] = []
+    if "PixelData" in ds:
+        count = int(ds.get("NumberOfFrames", 1) or 1)
+        if syntax.is_encapsulated:
+            frames = list(generate_frames(ds.PixelData, number_of_frames=count))
+        else:
+            size = len(ds.PixelData) // count if count else 0
+            frames = [ds.PixelData[i * size : (i + 1) * size] for i in range(count)]
+    return DicomFile(
+        str(syntax),
+        str(ds.get("SOPClassUID", "")),
+        str(ds.get("SOPInstanceUID", "")),
+        str(ds.get("SeriesInstanceUID", "")),
+        str(ds.get("StudyInstanceUID", "")),
+        frames,
+    )
+
+
+def tiff_tiles(path: Path) -> Iterator[tuple[str, list[bytes]]]:
+    """Each level of each series of a TIFF file: ``(label, tiles as stored)``."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        fh = tif.filehandle
+        for s, series in enumerate(tif.series):
+            for lv, level in enumerate(series.levels):
+                tiles: list[bytes] = []
+                for page in level.pages:
+                    if page is None:
+                        continue
+                    for offset, count in zip(page.dataoffsets, page.databytecounts, strict=True):
+                        fh.seek(offset)
+                        tiles.append(fh.read(count))
+                yield f"series {s} level {lv}", tiles
+
+
+def _is_tiff(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(4) in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+def output_files(dst: Path) -> list[Path]:
+    """The files of an output: the file itself, or every file in the folder (sorted,
+    hidden ones left out)."""
+    if not dst.is_dir():
+        return [dst]
+    return sorted(
+        p
+        for p in dst.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(dst).parts)
+    )
+
+
+def frames_of(path: Path) -> tuple[list[bytes], dict[str, str]]:
+    """The frames of an output file (DICOM or TIFF) and its identity attributes."""
+    if _is_tiff(path):
+        frames = [tile for _, tiles in tiff_tiles(path) for tile in tiles]
+        return frames, {}
+    dcm = read_dicom(path)
+    ident = {
+        "transfer_syntax": dcm.transfer_syntax,
+        "sop_class_uid": dcm.sop_class_uid,
+        "sop_instance_uid": dcm.sop_instance_uid,
+        "series_uid": dcm.series_uid,
+        "study_uid": dcm.study_uid,
+    }
+    return dcm.frames, ident
+
+
+def _source_units(src: Path) -> dict[tuple[str, ...], str]:
+    """Each of the source's tile sequences (a TIFF level, or a DICOM instance's frames) by the
+    tuple of its tiles' payload hashes."""
+    units: dict[tuple[str, ...], str] = {}
+    files = output_files(src)
+    for path in files:
+        try:
+            if _is_tiff(path):
+                for label, tiles in tiff_tiles(path):
+                    units.setdefault(tuple(_payload(t) for t in tiles), label)
+            else:
+                frames, _ = frames_of(path)
+                name = path.relative_to(src).as_posix() if src.is_dir() else path.name
+                units.setdefault(tuple(_payload(f) for f in frames), name)
+        except (InputError, OSError, ValueError):
+            continue  # not an image file: no tiles to compare with
+    return units
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+
+def build(dst: Path, src: Path, *, source_hash: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The manifest of the output ``dst`` converted from ``src``."""
+    units = _source_units(src)
+    entries = []
+    for path in output_files(dst):
+        frames, ident = frames_of(path)
+        hashes = [_sha(f) for f in frames]
+        payloads = tuple(_payload(f) for f in frames)
+        entry: dict[str, Any] = {
+            "name": path.relative_to(dst).as_posix() if dst.is_dir() else path.name,
+            "sha256": sha256_file(path),
+            "bytes": path.stat().st_size,
+            **ident,
+            "frames": hashes,
+        }
+        scans = [_scan(f) for f in frames]
+        if frames and all(s is not None for s in scans):
+            entry["scans"] = scans
+        origin = units.get(payloads) if frames else None
+        entry["verbatim"] = origin is not None
+        if origin is not None:
+            entry["verbatim_source"] = origin
+        entries.append(entry)
+    return {
+        "format": FORMAT,
+        "destination": dst.name,
+        "source": {"path": str(src), "sha256": source_hash},
+        "options": options,
+        "files": entries,
+    }
+
+
+def write(dst: Path, manifest: dict[str, Any]) -> Path:
+    """Write ``<DST>.sha256.json`` atomically (staged, then renamed into place)."""
+    from ..convert import staged_file
+
+    path = manifest_path(dst)
+    with staged_file(path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+    return path
+
+
+def load(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise InputError(f"cannot read the manifest ({exc.strerror})", path=path) from None
+    except ValueError as exc:
+        raise InputError(f"the manifest is not JSON ({exc})", path=path) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise InputError(
+            f'not an omedicom manifest (no "format": "{FORMAT}")',
+            path=path,
+            hint="give the <DST>.sha256.json file a batch or a conversion wrote",
+        )
+    return data

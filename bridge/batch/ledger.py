@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     source_stat   TEXT,
     options       TEXT,
     attempts      INTEGER NOT NULL DEFAULT 0,
+    foreign_output INTEGER NOT NULL DEFAULT 0,
     updated       REAL NOT NULL,
     result        TEXT
 )
@@ -96,13 +97,23 @@ class Ledger:
         )
         return cur.rowcount
 
-    def upsert(self, destination: str, source: str) -> None:
-        """Add the task as ``pending`` unless it is known."""
+    def upsert(self, destination: str, source: str, *, exists: bool) -> None:
+        """Add the task as ``pending`` unless it is known; ``exists``: its destination is
+        there already, made by something else than this ledger's batches (never replaced)."""
         self.db.execute(
-            "INSERT OR IGNORE INTO tasks (destination, source, state, updated) "
-            "VALUES (?, ?, 'pending', ?)",
-            (destination, source, time.time()),
+            "INSERT OR IGNORE INTO tasks (destination, source, state, updated, foreign_output) "
+            "VALUES (?, ?, 'pending', ?, ?)",
+            (destination, source, time.time(), int(exists)),
         )
+
+    def ours(self, destination: str) -> bool:
+        """Whether the destination is this ledger's to replace (it did not exist when the
+        task was first recorded)."""
+        cur = self.db.execute(
+            "SELECT foreign_output FROM tasks WHERE destination = ?", (destination,)
+        )
+        found = cur.fetchone()
+        return found is not None and not found[0]
 
     def start(self, destination: str) -> None:
         self.db.execute(

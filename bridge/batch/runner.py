@@ -64,6 +64,13 @@ def _is_done(ledger: Ledger, task: Task, options: Options) -> bool:
         return False
 
 
+def _occupied(path: Path) -> bool:
+    """Whether something is at ``path`` already (an empty folder is not something)."""
+    if path.is_dir():
+        return any(path.iterdir())
+    return path.exists()
+
+
 def _worker_init() -> None:
     """A local worker dies with the batch (Linux ``PR_SET_PDEATHSIG``), so a killed batch
     leaves no orphan writing an output that a re-run writes too."""
@@ -116,6 +123,28 @@ class _LocalPool:
 
     def close(self, *, cancel: bool = False) -> None:
         self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
+
+
+class _InlinePool:
+    """One worker: the tasks run in the batch process itself (no start-up, no pickling)."""
+
+    workers = 1
+
+    def submit(self, task: Task, options: Options, overwrite: bool) -> Any:
+        from concurrent.futures import Future
+
+        future: Future[dict[str, Any]] = Future()
+        future.set_result(run_task(task, options, overwrite))
+        return future
+
+    def wait_one(self, futures: set[Any]) -> Iterator[Any]:
+        return iter(futures)
+
+    def result(self, future: Any) -> dict[str, Any]:
+        return future.result()
+
+    def close(self, *, cancel: bool = False) -> None:
+        pass
 
 
 class _DaskPool:
@@ -179,7 +208,7 @@ def run_batch(
             log(f"{recovered} slide(s) were interrupted by an earlier run; redoing them")
         todo: list[Task] = []
         for task in tasks:
-            ledger.upsert(task.key, str(task.source))
+            ledger.upsert(task.key, str(task.source), exists=_occupied(task.destination))
             if _is_done(ledger, task, options):
                 row = ledger.get(task.key)
                 outcome = (row.result if row else None) or {}
@@ -213,7 +242,9 @@ def _run(
     scheduler: str | None,
     progress: BatchProgress | None,
 ) -> None:
-    pool: Any = _DaskPool(scheduler) if scheduler else _LocalPool(workers or os.cpu_count() or 1)
+    count = workers or os.cpu_count() or 1
+    pool: Any = _DaskPool(scheduler) if scheduler else _LocalPool(count) if count > 1 else None
+    pool = pool or _InlinePool()
     queue = list(reversed(todo))
     running: dict[Any, Task] = {}
     cancel = False
@@ -221,9 +252,8 @@ def _run(
         while queue or running:
             while queue and len(running) < pool.workers:
                 task = queue.pop()
-                row = ledger.get(task.key)
-                # rewrite only what this ledger's batches made (a row with an attempt)
-                overwrite = row is not None and row.attempts > 0
+                # replace only what this ledger's batches made (a crash may have left it)
+                overwrite = ledger.ours(task.key)
                 ledger.start(task.key)
                 running[pool.submit(task, options, overwrite)] = task
             for future in pool.wait_one(set(running)):

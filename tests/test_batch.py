@@ -56,9 +56,7 @@ def make_sources(folder: Path, corpus: Path) -> list[Path]:
     out = []
     for name, options in GENERATED:
         out.append(
-            samples.write_tifffile(
-                folder / f"{name}.ome.tif", size=(512, 384), levels=2, **options
-            )
+            samples.write_tifffile(folder / f"{name}.ome.tif", size=(512, 384), levels=2, **options)
         )
     for rel in CORPUS_SLIDES:
         target = folder / Path(rel).name
@@ -190,8 +188,14 @@ def test_dask_cluster_twelve_slides_worker_killed(
     assert_ledger_agrees(out, ledger, orthanc)
     received = orthanc.lua_lines("received")
 
-    again = batch(tmp_path / "src", out, "--scheduler", local.scheduler_address,
-                  "--push-dicomweb", orthanc.dicomweb)
+    again = batch(
+        tmp_path / "src",
+        out,
+        "--scheduler",
+        local.scheduler_address,
+        "--push-dicomweb",
+        orthanc.dicomweb,
+    )
     assert again.returncode == 0, again.stderr
     assert "12 skipped as done before" in again.stderr
     assert orthanc.lua_lines("received") == received, "a re-run sent instances again"
@@ -284,9 +288,7 @@ def test_verify_disk_and_orthanc(tmp_path: Path, orthanc: Orthanc) -> None:
     assert omedicom("verify", manifest).returncode == 0  # the output itself is untouched
 
     # the same byte in the file Orthanc keeps in its storage folder
-    (orthanc_id,) = [
-        i["id"] for i in orthanc.instances() if i["sop"] == entry["sop_instance_uid"]
-    ]
+    (orthanc_id,) = [i["id"] for i in orthanc.instances() if i["sop"] == entry["sop_instance_uid"]]
     uuid = orthanc.rest(f"instances/{orthanc_id}/attachments/dicom/info")["Uuid"]
     stored = orthanc.root / "storage" / uuid[:2] / uuid[2:4] / uuid
     _flip_in_frame(stored, frame)
@@ -359,9 +361,7 @@ def test_failed_slide_is_retried(tmp_path: Path) -> None:
     assert rows["good"][0] == "done"
     assert rows["bad"][0] == "failed" and "pixel size" in rows["bad"][2]
     assert not (out / "bad").exists() and not partials(out)
-    report = list(
-        json.loads((out / "omedicom-batch-report.json").read_text())["slides"]
-    )
+    report = list(json.loads((out / "omedicom-batch-report.json").read_text())["slides"])
     assert {r["state"] for r in report} == {"done", "failed"}
 
     samples.write_tifffile(src / "bad.ome.tif", size=(512, 384), levels=2)  # fixed

@@ -218,7 +218,14 @@ def build(dst: Path, src: Path, *, source_hash: str, options: dict[str, Any]) ->
         scans = [_scan(f) for f in frames]
         if frames and all(s is not None for s in scans):
             entry["scans"] = scans
-        origin = units.get(payloads) if frames else None
+        if _is_tiff(path):  # each level on its own: a source instance became a level
+            origins = [
+                units.get(tuple(_payload(t) for t in tiles)) for _, tiles in tiff_tiles(path)
+            ]
+            found = bool(origins) and all(o is not None for o in origins)
+            origin: Any = origins if found else None
+        else:
+            origin = units.get(payloads) if frames else None
         entry["verbatim"] = origin is not None
         if origin is not None:
             entry["verbatim_source"] = origin

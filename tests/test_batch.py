@@ -243,6 +243,44 @@ def test_batch_killed_then_rerun(tmp_path: Path, corpus: Path, orthanc: Orthanc)
         assert verdict.returncode == 0, verdict.stderr
 
 
+def test_ctrl_c_leaves_no_partial_and_no_running_row(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the batch's process group, as a terminal sends it) mid-batch: exit
+    130, no staging folder left, no row still running; the next run finishes the rest."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(6):
+        samples.write_tifffile(src / f"s{i}.ome.tif", size=(512, 384), levels=2)
+    out, ledger = tmp_path / "out", tmp_path / "out" / "omedicom-batch.sqlite"
+    args = [src, out, "--workers", "2", "--no-dicom3tools"]
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("omedicom")), "batch", *map(str, args)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while count_done(ledger) < 1 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the batch ended before Ctrl-C"
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "run the same command again" in stderr
+    time.sleep(0.5)
+    rows = ledger_rows(ledger)
+    assert not [n for n, (state, _, _) in rows.items() if state == "running"], rows
+    assert any(state != "done" for state, _, _ in rows.values()), "nothing was interrupted"
+    for name, (state, _, _) in rows.items():
+        if state == "done":
+            assert (out / name).is_dir() and (out / (name + mf.SUFFIX)).is_file()
+    assert not partials(out)
+    again = batch(*args)
+    assert again.returncode == 0, again.stderr
+    assert {state for state, _, _ in ledger_rows(ledger).values()} == {"done"}
+    assert not partials(out)
+
+
 # -- verify: on disk and in Orthanc's storage ----------------------------------------------
 
 

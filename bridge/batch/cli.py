@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -162,15 +163,25 @@ def run_batch_command(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"omedicom: {message}", file=sys.stderr)
 
-    summary = run_batch(
-        tasks,
-        options,
-        ledger,
-        workers=args.workers,
-        scheduler=args.scheduler,
-        progress=progress,
-        log=log,
-    )
+    # a job scheduler's SIGTERM stops the batch as Ctrl-C does (staged outputs removed)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        summary = run_batch(
+            tasks,
+            options,
+            ledger,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            progress=progress,
+            log=log,
+        )
+    except KeyboardInterrupt:
+        print(
+            "\nomedicom: interrupted; finished slides are kept, the ones in progress were "
+            "removed; run the same command again to finish",
+            file=sys.stderr,
+        )
+        return 130
     report = Path(args.report) if args.report else ledger.with_name(ledger.stem + "-report.csv")
     csv_path, _ = write(report, summary.rows, summary.as_dict())
     if not args.quiet:
@@ -183,6 +194,11 @@ def run_batch_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 1 if summary.failed else 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    signal.signal(signum, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def run_verify_command(args: argparse.Namespace) -> int:

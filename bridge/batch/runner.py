@@ -95,13 +95,22 @@ def _preload() -> None:
 
 def _worker_init() -> None:
     """A local worker dies with the batch (Linux ``PR_SET_PDEATHSIG``), so a killed batch
-    leaves no orphan writing an output that a re-run writes too."""
+    leaves no orphan writing an output that a re-run writes too. It ignores the terminal's
+    Ctrl-C: the batch stops it with SIGTERM, which interrupts the slide once (its staged
+    output is removed), so that a second signal cannot cut the clean-up short."""
     with contextlib.suppress(Exception):
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _interrupt_once)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+def _interrupt_once(signum: int, frame: Any) -> None:
+    signal.signal(signum, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 class _LocalPool:
@@ -149,7 +158,14 @@ class _LocalPool:
             }
 
     def close(self, *, cancel: bool = False) -> None:
-        self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
+        if cancel:  # interrupt the slides in progress; wait while they remove their output
+            processes = list((getattr(self._pool, "_processes", None) or {}).values())
+            for process in processes:
+                with contextlib.suppress(OSError):
+                    os.kill(process.pid, signal.SIGTERM)
+            for process in processes:
+                process.join(60)
+        self._pool.shutdown(wait=True, cancel_futures=cancel)
 
 
 class _InlinePool:
@@ -275,43 +291,63 @@ def _run(
     queue = list(reversed(todo))
     running: dict[Any, Task] = {}
     cancel = False
+
+    def record(task: Task, outcome: dict[str, Any]) -> None:
+        outcome.setdefault("destination", task.key)
+        outcome.setdefault("source", str(task.source))
+        ok = outcome.get("state") == "done"
+        ledger.finish(
+            task.key,
+            state="done" if ok else "failed",
+            reason=outcome.get("reason"),
+            source_sha256=outcome.get("source_sha256"),
+            source_stat=outcome.get("source_stat"),
+            options=ledger_options(task, options) if ok else None,
+            result=outcome,
+        )
+        row = ledger.get(task.key)
+        summary.rows.append(report_row(outcome, attempts=row.attempts if row else 1, skipped=False))
+        if ok:
+            summary.done += 1
+        else:
+            summary.failed += 1
+        if progress is not None:
+            progress.finished(ok)
+
+    starting: Task | None = None  # marked running, not yet in ``running``
     try:
         while queue or running:
             while queue and len(running) < pool.workers:
-                task = queue.pop()
+                starting = queue.pop()
                 # replace only what this ledger's batches made (a crash may have left it)
-                overwrite = ledger.ours(task.key)
-                ledger.start(task.key)
-                running[pool.submit(task, options, overwrite)] = task
+                overwrite = ledger.ours(starting.key)
+                ledger.start(starting.key)
+                running[pool.submit(starting, options, overwrite)] = starting
+                starting = None
             for future in pool.wait_one(set(running)):
-                task = running.pop(future)
-                outcome = pool.result(future)
-                outcome.setdefault("destination", task.key)
-                outcome.setdefault("source", str(task.source))
-                ok = outcome.get("state") == "done"
-                ledger.finish(
-                    task.key,
-                    state="done" if ok else "failed",
-                    reason=outcome.get("reason"),
-                    source_sha256=outcome.get("source_sha256"),
-                    source_stat=outcome.get("source_stat"),
-                    options=ledger_options(task, options) if ok else None,
-                    result=outcome,
-                )
-                row = ledger.get(task.key)
-                summary.rows.append(
-                    report_row(outcome, attempts=row.attempts if row else 1, skipped=False)
-                )
-                if ok:
-                    summary.done += 1
-                else:
-                    summary.failed += 1
-                if progress is not None:
-                    progress.finished(ok)
-    except BaseException:
+                record(running[future], pool.result(future))
+                del running[future]  # after the record: an interruption between finds it
+    except BaseException:  # Ctrl-C: the workers' staged outputs are removed as they stop
         cancel = True
-        for task in running.values():  # Ctrl-C: the workers' staged outputs are removed
-            ledger.finish(task.key, state="pending", reason="interrupted")
+        if starting is not None:
+            ledger.finish(starting.key, state="pending", reason="interrupted")
+        for future, task in running.items():
+            finished = _finished(future)
+            if finished is not None and finished.get("state") == "done":
+                record(task, finished)  # it ended before the interruption reached it
+            else:
+                ledger.finish(task.key, state="pending", reason="interrupted")
         raise
     finally:
         pool.close(cancel=cancel)
+
+
+def _finished(future: Any) -> dict[str, Any] | None:
+    """The outcome of a future that has one already, without waiting."""
+    try:
+        if future.done() and not future.cancelled():
+            result = future.result()
+            return result if isinstance(result, dict) else None
+    except BaseException:
+        return None
+    return None

@@ -212,7 +212,8 @@ def test_batch_killed_then_rerun(tmp_path: Path, corpus: Path, orthanc: Orthanc)
     with Orthanc (each instance held once)."""
     make_sources(tmp_path / "src", corpus)
     out, ledger = tmp_path / "out", tmp_path / "out" / "omedicom-batch.sqlite"
-    args = [tmp_path / "src", out, "--workers", "2", "--push-dicomweb", orthanc.dicomweb]
+    args = [tmp_path / "src", out, "--workers", "2", "--no-dicom3tools"]
+    args += ["--push-dicomweb", orthanc.dicomweb]
     proc = subprocess.Popen(
         [str(Path(sys.executable).with_name("omedicom")), "batch", *map(str, args)],
         stdout=subprocess.DEVNULL,
@@ -301,7 +302,9 @@ def test_verify_disk_and_orthanc(tmp_path: Path, orthanc: Orthanc) -> None:
     samples.write_tifffile(src / "one.ome.tif", size=(512, 384), levels=2)
     samples.write_tifffile(src / "two.ome.tif", size=(512, 384), levels=2)
     out = tmp_path / "out"
-    done = batch(src, out, "--workers", "1", "--push-dicomweb", orthanc.dicomweb)
+    done = batch(
+        src, out, "--workers", "1", "--no-dicom3tools", "--push-dicomweb", orthanc.dicomweb
+    )
     assert done.returncode == 0, done.stderr
     manifest = out / ("one" + mf.SUFFIX)
     data = json.loads(manifest.read_text())
@@ -378,7 +381,7 @@ def test_same_source_same_uids(tmp_path: Path) -> None:
         (tmp_path / f"{name}.csv").write_text(
             f"source,destination,slide_id\n{source},{tmp_path / name / 'out'},{slide_id}\n"
         )
-        done = batch(tmp_path / f"{name}.csv", "--no-check")
+        done = batch(tmp_path / f"{name}.csv", "--no-check", "--workers", "1")
         assert done.returncode == 0, done.stderr
         lists[name] = our_instances(tmp_path / name)
     assert lists["a"] == lists["b"]
@@ -393,7 +396,7 @@ def test_failed_slide_is_retried(tmp_path: Path) -> None:
     samples.write_tifffile(src / "good.ome.tif", size=(512, 384), levels=2)
     samples.write_tifffile(src / "bad.ome.tif", size=(512, 384), levels=2, pixel_size=None)
     out = tmp_path / "out"
-    first = batch(src, out, "--workers", "2", "--no-dicom3tools")
+    first = batch(src, out, "--workers", "1", "--no-dicom3tools")
     assert first.returncode == 1
     rows = ledger_rows(out / "omedicom-batch.sqlite")
     assert rows["good"][0] == "done"
@@ -403,10 +406,20 @@ def test_failed_slide_is_retried(tmp_path: Path) -> None:
     assert {r["state"] for r in report} == {"done", "failed"}
 
     samples.write_tifffile(src / "bad.ome.tif", size=(512, 384), levels=2)  # fixed
-    second = batch(src, out, "--workers", "2", "--no-dicom3tools")
+    second = batch(src, out, "--workers", "1", "--no-dicom3tools")
     assert second.returncode == 0, second.stderr
     rows = ledger_rows(out / "omedicom-batch.sqlite")
     assert rows["bad"][:2] == ("done", 2) and rows["good"][:2] == ("done", 1)
+
+    # a source whose bytes change is converted again (new checksum, so new UIDs)
+    old_uids = our_instances(out)
+    samples.write_tifffile(src / "good.ome.tif", size=(512, 256), levels=2)
+    third = batch(src, out, "--workers", "1", "--no-dicom3tools")
+    assert third.returncode == 0, third.stderr
+    assert "1 skipped as done before" in third.stderr
+    rows = ledger_rows(out / "omedicom-batch.sqlite")
+    assert rows["good"][:2] == ("done", 2) and rows["bad"][:2] == ("done", 2)
+    assert our_instances(out) != old_uids
 
 
 def test_bad_task_list(tmp_path: Path) -> None:

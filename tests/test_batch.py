@@ -76,13 +76,18 @@ def ledger_rows(path: Path) -> dict[str, tuple[str, int, str | None]]:
     return {Path(d).name: (s, a, r) for d, s, a, r in rows}
 
 
-def count_done(path: Path) -> int:
+def safe_rows(path: Path) -> dict[str, tuple[str, int, str | None]]:
+    """:func:`ledger_rows`, or nothing while the batch has not created the ledger yet."""
     if not path.exists():
-        return 0
+        return {}
     try:
-        return sum(1 for s, _, _ in ledger_rows(path).values() if s == "done")
+        return ledger_rows(path)
     except sqlite3.Error:
-        return 0
+        return {}
+
+
+def count_done(path: Path) -> int:
+    return sum(1 for s, _, _ in safe_rows(path).values() if s == "done")
 
 
 def partials(folder: Path) -> list[Path]:
@@ -200,6 +205,44 @@ def test_dask_cluster_twelve_slides_worker_killed(
     assert "12 skipped as done before" in again.stderr
     assert orthanc.lua_lines("received") == received, "a re-run sent instances again"
     assert {a for _, a, _ in ledger_rows(ledger).values()} == {1}
+
+
+def test_local_worker_killed_is_rerun(tmp_path: Path) -> None:
+    """SIGKILL one process of the local pool while it converts: the slides it and its pool
+    held are run once more in the same batch; all end done, no staging folder is left."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(4):
+        samples.write_tifffile(src / f"s{i}.ome.tif", size=(512, 384), levels=2)
+    out, ledger = tmp_path / "out", tmp_path / "out" / "omedicom-batch.sqlite"
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("omedicom")),
+            "batch",
+            str(src),
+            str(out),
+            "--workers",
+            "2",
+            "--no-dicom3tools",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    children: list[str] = []
+    deadline = time.monotonic() + 120
+    while not children and proc.poll() is None and time.monotonic() < deadline:
+        if any(s == "running" for s, _, _ in safe_rows(ledger).values()):
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        time.sleep(0.02)
+    assert children, "the batch ended before a worker could be killed"
+    os.kill(int(children[0]), signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    rows = ledger_rows(ledger)
+    assert {s for s, _, _ in rows.values()} == {"done"}
+    assert max(a for _, a, _ in rows.values()) == 2, "no slide was run again"
+    assert not partials(out)
 
 
 # -- the batch itself killed mid-batch -------------------------------------------------------

@@ -136,7 +136,17 @@ class _LocalPool:
         )
 
     def submit(self, task: Task, options: Options, overwrite: bool) -> Any:
-        return self._pool.submit(run_task, task, options, overwrite)
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return self._pool.submit(run_task, task, options, overwrite)
+        except BrokenProcessPool:  # broken by a worker whose futures are not collected yet
+            self._renew()
+            return self._pool.submit(run_task, task, options, overwrite)
+
+    def _renew(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._make()
 
     def wait_one(self, futures: set[Any]) -> Iterator[Any]:
         from concurrent.futures import FIRST_COMPLETED, wait
@@ -150,12 +160,10 @@ class _LocalPool:
         try:
             return future.result()
         except BrokenProcessPool:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._make()
-            return {
-                "state": "failed",
-                "reason": "the worker process died (killed or out of memory)",
-            }
+            if getattr(self._pool, "_broken", True):  # once per broken pool, not per future
+                self._renew()
+            reason = "the worker process died (killed, or out of memory)"
+            return {"state": "failed", "reason": reason, "lost": True}
 
     def close(self, *, cancel: bool = False) -> None:
         if cancel:  # interrupt the slides in progress; wait while they remove their output
@@ -315,6 +323,7 @@ def _run(
             progress.finished(ok)
 
     starting: Task | None = None  # marked running, not yet in ``running``
+    lost: set[str] = set()  # tasks whose worker died once
     try:
         while queue or running:
             while queue and len(running) < pool.workers:
@@ -325,7 +334,13 @@ def _run(
                 running[pool.submit(starting, options, overwrite)] = starting
                 starting = None
             for future in pool.wait_one(set(running)):
-                record(running[future], pool.result(future))
+                task, outcome = running[future], pool.result(future)
+                if outcome.get("lost") and task.key not in lost:
+                    lost.add(task.key)  # its worker died: run it once more, as Dask would
+                    queue.append(task)
+                    ledger.finish(task.key, state="pending", reason=outcome["reason"])
+                else:
+                    record(task, outcome)
                 del running[future]  # after the record: an interruption between finds it
     except BaseException:  # Ctrl-C: the workers' staged outputs are removed as they stop
         cancel = True

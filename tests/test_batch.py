@@ -473,3 +473,25 @@ def test_bad_task_list(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "source,destination" in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["list.csv"]
+
+
+def test_deterministic_uids_are_name_based_uuids() -> None:
+    """Inside ``deterministic_uids(seed)`` the UIDs are version-5 UUIDs (PS3.5 B.2) that depend
+    on the seed and the order only; outside they are random again."""
+    import uuid
+
+    from pydicom.uid import UID
+
+    from bridge.dicom.uids import deterministic_uids, generate_uid, is_valid
+
+    def made(seed: str) -> list[str]:
+        with deterministic_uids(seed):
+            return [generate_uid() for _ in range(50)]
+
+    a, b, c = made("seed-a"), made("seed-a"), made("seed-b")
+    assert a == b and len(set(a)) == 50
+    assert not set(a) & set(c)
+    for text in a:
+        assert is_valid(text) and UID(text).is_valid and text.startswith("2.25.")
+        assert uuid.UUID(int=int(text[5:])).version == 5
+    assert generate_uid() not in a and generate_uid() != generate_uid()

@@ -222,7 +222,11 @@ class _DaskPool:
 
     def submit(self, task: Task, options: Options, overwrite: bool) -> Any:
         key = f"omedicom-batch-{uuid.uuid4().hex}"
-        return self.client.submit(run_task, task, options, overwrite, key=key, pure=False)
+        # a slide's own failure comes back as an outcome; retries cover what Dask raises
+        # (a lost worker is rescheduled by the scheduler itself, up to allowed-failures)
+        return self.client.submit(
+            run_task, task, options, overwrite, key=key, pure=False, retries=1
+        )
 
     def wait_one(self, futures: set[Any]) -> Iterator[Any]:
         from distributed import wait

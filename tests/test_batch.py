@@ -497,3 +497,25 @@ def test_deterministic_uids_are_name_based_uuids() -> None:
         assert is_valid(text) and UID(text).is_valid and text.startswith("2.25.")
         assert uuid.UUID(int=int(text[5:])).version == 5
     assert generate_uid() not in a and generate_uid() != generate_uid()
+
+
+def test_progress_line_counts_rate_and_eta() -> None:
+    """The bar counts done, failed and left, and gives a rate and an ETA once a slide ended."""
+    import io
+
+    from bridge.batch.progress import BatchProgress
+
+    stream = io.StringIO()
+    bar = BatchProgress(4, done=1, enabled=True, stream=stream)
+    assert "1 done, 0 failed, 3 left" in bar.line() and "ETA --" in bar.line()
+    time.sleep(0.05)
+    bar.finished(True)
+    bar.finished(False)
+    line = bar.line()
+    assert "2 done, 1 failed, 1 left" in line
+    rate = float(line.split("left")[1].split("slides/min")[0])
+    assert rate > 0
+    assert "ETA --" not in line
+    bar.close()
+    last = stream.getvalue().split("\r")[-1]
+    assert last.endswith("\n") and "2 done, 1 failed, 1 left" in last

@@ -27,6 +27,7 @@ class BatchProgress:
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self._start = time.monotonic()
         self._finished_here = 0
+        self._width = 0
 
     @property
     def remaining(self) -> int:
@@ -61,15 +62,16 @@ class BatchProgress:
             self.failed += 1
         self.draw()
 
-    def draw(self) -> None:
+    def draw(self, end: str = "") -> None:
         if self.enabled:
-            self.stream.write("\r" + self.line())
+            line = self.line()
+            # spaces over what a longer previous line left behind
+            self.stream.write("\r" + line.ljust(self._width) + end)
             self.stream.flush()
+            self._width = len(line)
 
     def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\r" + self.line() + "\n")
-            self.stream.flush()
+        self.draw("\n")
 
 
 def _duration(seconds: float) -> str:

@@ -21,6 +21,7 @@ import pytest
 import samples
 from orthanc import (  # noqa: F401 - fixtures: orthanc, orthancs, orthanc_factory
     Orthanc,
+    dicom_frames,
     ome_tiff_tiles,
     omedicom,
     orthanc_factory_fixture,
@@ -365,7 +366,7 @@ def test_verify_disk_and_orthanc(tmp_path: Path, orthanc: Orthanc) -> None:
     # one byte of frame 3 of level 0, in a copy of the output
     copy = tmp_path / "copy"
     shutil.copytree(out / "one", copy)
-    frame = mf.read_dicom(copy / "level0.dcm").frames[2]
+    frame = dicom_frames(copy / "level0.dcm")[2]
     _flip_in_frame(copy / "level0.dcm", frame)
     bad = omedicom("verify", manifest, copy)
     assert bad.returncode == 1
@@ -411,7 +412,7 @@ def test_manifest_verbatim_frames_equal_source_tiles(tmp_path: Path, corpus: Pat
         tiles = [hashlib.sha256(t).hexdigest() for t in ome_tiff_tiles(source, level)]
         assert entry["scans"] == tiles
         assert entry["sha256"] == mf.sha256_file(out / "jpeg" / entry["name"])
-        frames = mf.read_dicom(out / "jpeg" / entry["name"]).frames
+        frames = dicom_frames(out / "jpeg" / entry["name"])
         assert [hashlib.sha256(entropy_coded_data(f)).hexdigest() for f in frames] == tiles
     lzw = json.loads((out / ("lzw" + mf.SUFFIX)).read_text())
     assert [f["verbatim"] for f in lzw["files"]] == [False]

@@ -74,15 +74,6 @@ def _scan(data: bytes) -> str | None:
         return None
 
 
-def _payload(data: bytes) -> str:
-    """What identifies a tile across containers: the JPEG entropy-coded data, or the bytes
-    padded to even length (DICOM pads odd fragments with one zero byte, PS3.5 A.4)."""
-    scan = _scan(data)
-    if scan is not None:
-        return scan
-    return _sha(data + b"\x00" if len(data) % 2 else data)
-
-
 # -- reading frames ---------------------------------------------------------------------------
 
 
@@ -127,22 +118,62 @@ def read_dicom(path: Path) -> DicomFile:
     )
 
 
-def tiff_tiles(path: Path) -> Iterator[tuple[str, list[bytes]]]:
-    """Each level of each series of a TIFF file: ``(label, tiles as stored)``."""
+def dicom_frames(path: Path) -> tuple[dict[str, str], Iterator[bytes]]:
+    """A DICOM file's identity and its frames as stored, read one at a time from the file
+    (the item headers are indexed first, PS3.5 A.4), so a slide of any size is hashed in
+    little memory. Bit-packed (1-bit) or damaged Pixel Data falls back to pydicom."""
+    from conformance import dicomfiles, frames
+
+    try:
+        inst = dicomfiles.read(path, path.name)
+    except dicomfiles.ReadError as exc:
+        raise InputError(f"not a readable DICOM file ({exc})", path=path) from None
+    ds = inst.ds
+    ident = {
+        "transfer_syntax": str(inst.transfer_syntax),
+        "sop_class_uid": str(ds.get("SOPClassUID", "")),
+        "sop_instance_uid": str(ds.get("SOPInstanceUID", "")),
+        "series_uid": str(ds.get("SeriesInstanceUID", "")),
+        "study_uid": str(ds.get("StudyInstanceUID", "")),
+    }
+    if inst.pixel_data is None:
+        return ident, iter(())
+    found = frames.index(inst)
+    if found.problems or inst.problems or int(ds.get("BitsAllocated", 8) or 8) == 1:
+        return ident, iter(read_dicom(path).frames)
+
+    def read() -> Iterator[bytes]:
+        with open(path, "rb") as fh:
+            for parts in found.frames:
+                chunks = []
+                for offset, length in parts:
+                    fh.seek(offset)
+                    chunks.append(fh.read(length))
+                yield b"".join(chunks)
+
+    return ident, read()
+
+
+def tiff_levels(path: Path) -> Iterator[tuple[str, Iterator[bytes]]]:
+    """Each level of each series of a TIFF file: ``(label, its tiles as stored)``, read one
+    at a time (consume each level's tiles before asking for the next level)."""
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
         fh = tif.filehandle
         for s, series in enumerate(tif.series):
             for lv, level in enumerate(series.levels):
-                tiles: list[bytes] = []
-                for page in level.pages:
-                    if page is None:
-                        continue
-                    for offset, count in zip(page.dataoffsets, page.databytecounts, strict=True):
-                        fh.seek(offset)
-                        tiles.append(fh.read(count))
-                yield f"series {s} level {lv}", tiles
+
+                def tiles(level: Any = level) -> Iterator[bytes]:
+                    for page in level.pages:
+                        if page is None:
+                            continue
+                        pairs = zip(page.dataoffsets, page.databytecounts, strict=True)
+                        for offset, count in pairs:
+                            fh.seek(offset)
+                            yield fh.read(count)
+
+                yield f"series {s} level {lv}", tiles()
 
 
 def _is_tiff(path: Path) -> bool:
@@ -162,38 +193,53 @@ def output_files(dst: Path) -> list[Path]:
     )
 
 
-def frames_of(path: Path) -> tuple[list[bytes], dict[str, str]]:
-    """The frames of an output file (DICOM or TIFF) and its identity attributes."""
+def iter_frames(path: Path) -> Iterator[bytes]:
+    """The frames of an output file, DICOM (each frame) or TIFF (each tile of each level)."""
     if _is_tiff(path):
-        frames = [tile for _, tiles in tiff_tiles(path) for tile in tiles]
-        return frames, {}
-    dcm = read_dicom(path)
-    ident = {
-        "transfer_syntax": dcm.transfer_syntax,
-        "sop_class_uid": dcm.sop_class_uid,
-        "sop_instance_uid": dcm.sop_instance_uid,
-        "series_uid": dcm.series_uid,
-        "study_uid": dcm.study_uid,
-    }
-    return dcm.frames, ident
+        for _, tiles in tiff_levels(path):
+            yield from tiles
+        return
+    yield from dicom_frames(path)[1]
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A frame's hashes: of its bytes, of what identifies it across containers, of its JPEG
+    entropy-coded data (``None`` if it is not JPEG)."""
+
+    sha256: str
+    payload: str
+    scan: str | None
+
+
+def _digest(data: bytes) -> Digest:
+    scan = _scan(data)
+    padded = data + b"\x00" if len(data) % 2 else data
+    return Digest(_sha(data), scan if scan is not None else _sha(padded), scan)
+
+
+def digests(path: Path) -> tuple[dict[str, str], list[tuple[str, list[Digest]]]]:
+    """A file's identity and its frames' digests, per unit: one for a DICOM instance, one per
+    level for a TIFF file."""
+    if _is_tiff(path):
+        return {}, [(label, [_digest(t) for t in tiles]) for label, tiles in tiff_levels(path)]
+    ident, frames = dicom_frames(path)
+    return ident, [(path.name, [_digest(f) for f in frames])]
 
 
 def _source_units(src: Path) -> dict[tuple[str, ...], str]:
     """Each of the source's tile sequences (a TIFF level, or a DICOM instance's frames) by the
     tuple of its tiles' payload hashes."""
     units: dict[tuple[str, ...], str] = {}
-    files = output_files(src)
-    for path in files:
+    for path in output_files(src):
         try:
-            if _is_tiff(path):
-                for label, tiles in tiff_tiles(path):
-                    units.setdefault(tuple(_payload(t) for t in tiles), label)
-            else:
-                frames, _ = frames_of(path)
-                name = path.relative_to(src).as_posix() if src.is_dir() else path.name
-                units.setdefault(tuple(_payload(f) for f in frames), name)
+            _, found = digests(path)
         except (InputError, OSError, ValueError):
             continue  # not an image file: no tiles to compare with
+        for label, unit in found:
+            if not _is_tiff(path) and src.is_dir():
+                label = path.relative_to(src).as_posix()
+            units.setdefault(tuple(d.payload for d in unit), label)
     return units
 
 
@@ -205,30 +251,24 @@ def build(dst: Path, src: Path, *, source_hash: str, options: dict[str, Any]) ->
     units = _source_units(src)
     entries = []
     for path in output_files(dst):
-        frames, ident = frames_of(path)
-        hashes = [_sha(f) for f in frames]
-        payloads = tuple(_payload(f) for f in frames)
+        ident, found = digests(path)
+        frames = [d for _, unit in found for d in unit]
         entry: dict[str, Any] = {
             "name": path.relative_to(dst).as_posix() if dst.is_dir() else path.name,
             "sha256": sha256_file(path),
             "bytes": path.stat().st_size,
             **ident,
-            "frames": hashes,
+            "frames": [d.sha256 for d in frames],
         }
-        scans = [_scan(f) for f in frames]
-        if frames and all(s is not None for s in scans):
-            entry["scans"] = scans
-        if _is_tiff(path):  # each level on its own: a source instance became a level
-            origins = [
-                units.get(tuple(_payload(t) for t in tiles)) for _, tiles in tiff_tiles(path)
-            ]
-            found = bool(origins) and all(o is not None for o in origins)
-            origin: Any = origins if found else None
+        if frames and all(d.scan is not None for d in frames):
+            entry["scans"] = [d.scan for d in frames]
+        # a DICOM instance is one unit; an OME-TIFF one per level (a source instance each)
+        origins = [units.get(tuple(d.payload for d in unit)) for _, unit in found if unit]
+        if origins and all(o is not None for o in origins):
+            entry["verbatim"] = True
+            entry["verbatim_source"] = origins if _is_tiff(path) else origins[0]
         else:
-            origin = units.get(payloads) if frames else None
-        entry["verbatim"] = origin is not None
-        if origin is not None:
-            entry["verbatim_source"] = origin
+            entry["verbatim"] = False
         entries.append(entry)
     return {
         "format": FORMAT,

@@ -69,11 +69,9 @@ def verify_folder(data: dict[str, Any], folder: Path) -> Verdict:
             continue
         verdict.files += 1
         try:
-            frames, _ = mf.frames_of(path)
+            _compare(verdict, entry, mf.iter_frames(path))
         except (InputError, OSError, ValueError) as exc:
             verdict.differences.append(f"{entry['name']}: cannot be read ({exc})")
-            continue
-        _compare(verdict, entry, frames)
     if folder.is_dir():
         for path in mf.output_files(folder):
             name = path.relative_to(folder).as_posix()

@@ -420,18 +420,24 @@ def test_manifest_verbatim_frames_equal_source_tiles(tmp_path: Path, corpus: Pat
 
 def test_same_source_same_uids(tmp_path: Path) -> None:
     """Two batches of the same source into different places write the same UIDs; other
-    options (a slide id) give other UIDs."""
+    options (a slide id, a metadata file) give other UIDs, and the CSV's columns reach the
+    output (relative paths are relative to the CSV file)."""
     source = samples.write_tifffile(tmp_path / "s.ome.tif", size=(512, 384), levels=2)
+    (tmp_path / "meta.json").write_text('{"PatientID": "P-17", "AccessionNumber": "A9"}')
     lists = {}
-    for name, slide_id in (("a", ""), ("b", ""), ("c", "OTHER")):
+    rows = {"a": ",", "b": ",", "c": "OTHER,meta.json"}
+    for name, extra in rows.items():
         (tmp_path / f"{name}.csv").write_text(
-            f"source,destination,slide_id\n{source},{tmp_path / name / 'out'},{slide_id}\n"
+            f"source,destination,slide_id,metadata_json\ns.ome.tif,{name}/out,{extra}\n"
         )
         done = batch(tmp_path / f"{name}.csv", "--no-check", "--workers", "1")
         assert done.returncode == 0, done.stderr
         lists[name] = our_instances(tmp_path / name)
     assert lists["a"] == lists["b"]
     assert not set(lists["a"]) & set(lists["c"])
+    ds = dcmread(tmp_path / "c" / "out" / "level0.dcm", stop_before_pixels=True)
+    assert (ds.PatientID, ds.AccessionNumber, ds.ContainerIdentifier) == ("P-17", "A9", "OTHER")
+    assert source.exists()
 
 
 def test_failed_slide_is_retried(tmp_path: Path) -> None:

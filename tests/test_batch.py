@@ -526,3 +526,36 @@ def test_progress_line_counts_rate_and_eta() -> None:
     bar.close()
     last = stream.getvalue().split("\r")[-1]
     assert last.endswith("\n") and "2 done, 1 failed, 1 left" in last
+
+
+def test_push_with_authentication(tmp_path: Path, orthancs) -> None:
+    """A server that wants HTTP Basic: the batch pushes and verifies with --user and the
+    password from the environment (never the command line); without it, it stops before
+    converting anything (exit 2)."""
+    server = orthancs(users={"alice": "s3cret"})
+    src = tmp_path / "src"
+    src.mkdir()
+    samples.write_tifffile(src / "one.ome.tif", size=(512, 384), levels=2)
+    out = tmp_path / "out"
+    args = ["batch", src, out, "--workers", "1", "--no-check", "--push-dicomweb", server.dicomweb]
+    refused_env = dict(os.environ)
+    refused_env.pop("OMEDICOM_PASSWORD", None)
+    missing = subprocess.run(
+        [str(Path(sys.executable).with_name("omedicom")), *map(str, args), "--user", "alice"],
+        capture_output=True,
+        text=True,
+        env=refused_env,
+    )
+    assert missing.returncode == 2 and "OMEDICOM_PASSWORD" in missing.stderr
+    assert not out.exists()
+    refused = omedicom(*args, "--user", "alice", env={"OMEDICOM_PASSWORD": "wrong"})
+    assert refused.returncode == 1 and "401" in refused.stderr  # a wrong password
+    done = omedicom(*args, "--user", "alice", env={"OMEDICOM_PASSWORD": "s3cret"})
+    assert done.returncode == 0, done.stderr
+    manifest = out / ("one" + mf.SUFFIX)
+    assert len(server.sop_instance_uids()) == len(json.loads(manifest.read_text())["files"])
+    ok = omedicom(
+        "verify", manifest, "--dicomweb", server.dicomweb, "--user", "alice",
+        env={"OMEDICOM_PASSWORD": "s3cret"},
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr

@@ -30,7 +30,7 @@ instances. Outputs appear only when complete; leftovers of a killed run are remo
 
 Slides run on a local process pool (--workers, default the number of cores) or on an existing
 Dask distributed cluster (--scheduler tcp://HOST:8786; every worker needs omedicom installed
-and the same paths).
+and the same paths; DICOMweb secrets are read from each worker's environment).
 
 A report (CSV and JSON: outcome, timings, bytes, check and verify verdicts per slide) is
 written beside the ledger, or to --report.
@@ -94,6 +94,7 @@ def add_parser(subparsers: Any) -> None:
     push.add_argument("--push-dimse", metavar="HOST:PORT", help="push each slide (C-STORE)")
     batch.add_argument("--aet", metavar="ME", help="with --push-dimse: our AE title")
     batch.add_argument("--called-aet", metavar="THEM", help="with --push-dimse: the server's")
+    _auth_options(batch)
     verbosity = batch.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
     verbosity.add_argument(
@@ -111,8 +112,28 @@ def add_parser(subparsers: Any) -> None:
     verify.add_argument("dir", metavar="DIR", nargs="?", help="the folder (or file) to check")
     verify.add_argument("--dicomweb", metavar="URL", help="check what this server returns")
     verify.add_argument("--study", metavar="UID", help="the Study Instance UID (with --dicomweb)")
+    _auth_options(verify)
     verify.add_argument("-q", "--quiet", action="store_true", help="only the differences")
     verify.set_defaults(func=run_verify_command)
+
+
+def _auth_options(parser: argparse.ArgumentParser) -> None:
+    web = parser.add_argument_group("DICOMweb authentication (as for push)")
+    web.add_argument("--user", metavar="NAME", help="HTTP Basic user; password from env")
+    web.add_argument(
+        "--password-env", metavar="VAR", help="variable holding the password (OMEDICOM_PASSWORD)"
+    )
+    web.add_argument("--token-env", metavar="VAR", help="variable holding a bearer token")
+    web.add_argument("--ca-bundle", metavar="FILE.pem", help="CA certificates to trust")
+
+
+def _credentials(args: argparse.Namespace) -> Any:
+    """The DICOMweb credentials the options name (checked here, before any work)."""
+    from ..pacs.http import Credentials
+
+    return Credentials.from_environment(
+        user=args.user, password_env=args.password_env, token_env=args.token_env
+    )
 
 
 def _tasks(inputs: list[str]) -> tuple[list[Any], Path]:
@@ -140,6 +161,12 @@ def run_batch_command(args: argparse.Namespace) -> int:
 
     if (args.aet or args.called_aet) and not args.push_dimse:
         raise InputError("--aet and --called-aet apply to --push-dimse only")
+    if (args.user or args.password_env or args.token_env or args.ca_bundle) and not (
+        args.push_dicomweb
+    ):
+        raise InputError("--user, --password-env, --token-env, --ca-bundle need --push-dicomweb")
+    if args.push_dicomweb:
+        _credentials(args)  # a missing secret stops the batch before the first slide
     tasks, ledger = _tasks(args.inputs)
     ledger = Path(args.ledger) if args.ledger else ledger
     ledger = ledger.absolute()
@@ -155,6 +182,10 @@ def run_batch_command(args: argparse.Namespace) -> int:
         push_dimse=args.push_dimse,
         aet=args.aet,
         called_aet=args.called_aet,
+        user=args.user,
+        password_env=args.password_env,
+        token_env=args.token_env,
+        ca_bundle=args.ca_bundle,
     )
     enabled = False if args.quiet else (True if args.progress else None)
     progress = BatchProgress(len(tasks), enabled=enabled)
@@ -209,11 +240,12 @@ def run_verify_command(args: argparse.Namespace) -> int:
         if args.dir:
             raise InputError("give DIR or --dicomweb URL, not both")
         from ..pacs.dicomweb import DicomWeb
-        from ..pacs.http import Credentials, Http
+        from ..pacs.http import Http
 
-        web = DicomWeb(Http(args.dicomweb, credentials=Credentials.from_environment(user=None)))
-    elif args.study:
-        raise InputError("--study applies to --dicomweb only")
+        http = Http(args.dicomweb, credentials=_credentials(args), ca_bundle=args.ca_bundle)
+        web = DicomWeb(http)
+    elif args.study or args.user or args.token_env or args.password_env or args.ca_bundle:
+        raise InputError("--study and the authentication options apply to --dicomweb only")
     verdict = verify(
         Path(args.manifest),
         Path(args.dir) if args.dir else None,

@@ -43,6 +43,11 @@ class Options:
     push_dimse: str | None = None
     aet: str | None = None
     called_aet: str | None = None
+    #: DICOMweb authentication: names only; the secrets stay in each worker's environment
+    user: str | None = None
+    password_env: str | None = None
+    token_env: str | None = None
+    ca_bundle: str | None = None
 
     def conversion(self) -> dict[str, Any]:
         """The options that change the output (and so the UIDs)."""
@@ -246,8 +251,16 @@ def connect(options: Options) -> Any:
         from ..pacs.dicomweb import DicomWeb
         from ..pacs.http import Credentials, Http
 
-        credentials = Credentials.from_environment(user=None, password_env=None, token_env=None)
-        return DicomWeb(Http(options.push_dicomweb, credentials=credentials, retry=retry))
+        credentials = Credentials.from_environment(
+            user=options.user, password_env=options.password_env, token_env=options.token_env
+        )
+        http = Http(
+            options.push_dicomweb,
+            credentials=credentials,
+            ca_bundle=options.ca_bundle,
+            retry=retry,
+        )
+        return DicomWeb(http)
     from ..pacs.dimse import Dimse, DimsePeer
 
     peer = DimsePeer.parse(

@@ -67,7 +67,8 @@ def add_parser(subparsers: Any) -> None:
         description=BATCH_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    batch.add_argument("inputs", metavar="LIST.csv | SRC_DIR DST_DIR", nargs="+")
+    batch.add_argument("source", metavar="LIST.csv|SRC_DIR", help="a task list, or a folder")
+    batch.add_argument("dst", metavar="DST_DIR", nargs="?", help="with SRC_DIR: where to write")
     pool = batch.add_mutually_exclusive_group()
     pool.add_argument(
         "--workers", type=_positive_int, metavar="N", help="local worker processes (default: cores)"
@@ -136,21 +137,18 @@ def _credentials(args: argparse.Namespace) -> Any:
     )
 
 
-def _tasks(inputs: list[str]) -> tuple[list[Any], Path]:
+def _tasks(source: str, dst: str | None) -> tuple[list[Any], Path]:
     """The tasks and the default ledger path."""
     from .tasks import read_csv, walk
 
-    if len(inputs) == 1:
-        path = Path(inputs[0])
-        if path.is_dir():
-            raise InputError(
-                "a folder alone is not a task list", path=path, hint="give SRC_DIR DST_DIR"
-            )
-        return read_csv(path), path.with_suffix(".sqlite")
-    if len(inputs) == 2:
-        src, dst = Path(inputs[0]), Path(inputs[1])
-        return walk(src, dst), dst / "omedicom-batch.sqlite"
-    raise InputError("give LIST.csv, or SRC_DIR DST_DIR")
+    path = Path(source)
+    if dst is not None:
+        return walk(path, Path(dst)), Path(dst) / "omedicom-batch.sqlite"
+    if path.is_dir():
+        raise InputError(
+            "a folder alone is not a task list", path=path, hint="give SRC_DIR DST_DIR"
+        )
+    return read_csv(path), path.with_suffix(".sqlite")
 
 
 def run_batch_command(args: argparse.Namespace) -> int:
@@ -167,7 +165,7 @@ def run_batch_command(args: argparse.Namespace) -> int:
         raise InputError("--user, --password-env, --token-env, --ca-bundle need --push-dicomweb")
     if args.push_dicomweb:
         _credentials(args)  # a missing secret stops the batch before the first slide
-    tasks, ledger = _tasks(args.inputs)
+    tasks, ledger = _tasks(args.source, args.dst)
     ledger = Path(args.ledger) if args.ledger else ledger
     ledger = ledger.absolute()
     options = Options(

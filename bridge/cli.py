@@ -199,6 +199,7 @@ EXTENSIONS: list[str] = [
     "bridge.annotations.cli",
     "bridge.deid.cli",
     "bridge.preview.cli",
+    "bridge.batch.cli",
 ]
 
 #: Commands defined in this module: naming one does not import the :data:`EXTENSIONS`.

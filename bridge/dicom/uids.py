@@ -6,7 +6,10 @@ Kept apart from pydicom so that writing a DICOM instance does not import it (see
 from __future__ import annotations
 
 import re
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 #: PS3.6 Annex A transfer syntaxes the writer can produce.
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
@@ -30,9 +33,40 @@ IMPLEMENTATION_CLASS_UID = "2.25.339261834028792613378837357110863771895"
 _UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
 
 
+#: Name-based UIDs while :func:`deterministic_uids` is active: the seed and a counter.
+_seeded: list[tuple[uuid.UUID, int]] = []
+_seed_lock = threading.Lock()
+
+#: The UUID namespace of omedicom's name-based UIDs (itself a random UUID, made once).
+_NAMESPACE = uuid.UUID("5b0c7a7e-3f4f-4f63-9b57-1d1c8f0a2e41")
+
+
 def generate_uid() -> str:
-    """A new UID under the ``2.25`` arc: a random UUID as one decimal integer (PS3.5 B.2)."""
+    """A new UID under the ``2.25`` arc: a UUID as one decimal integer (PS3.5 B.2).
+
+    Random (version 4) by default; inside :func:`deterministic_uids`, name-based (version 5,
+    RFC 4122 4.3) from the seed and the number of UIDs made so far, so that converting the
+    same source with the same options again gives the same UIDs."""
+    with _seed_lock:
+        if _seeded:
+            space, count = _seeded[-1]
+            _seeded[-1] = (space, count + 1)
+            return f"2.25.{uuid.uuid5(space, str(count)).int}"
     return f"2.25.{uuid.uuid4().int}"
+
+
+@contextmanager
+def deterministic_uids(seed: str) -> Iterator[None]:
+    """Make :func:`generate_uid` name-based from ``seed`` (e.g. a hash of the source's bytes
+    and the conversion options) while the block runs: a batch re-run after a crash writes the
+    same Study, Series and SOP Instance UIDs, and a PACS sees the same instances again."""
+    with _seed_lock:
+        _seeded.append((uuid.uuid5(_NAMESPACE, seed), 0))
+    try:
+        yield
+    finally:
+        with _seed_lock:
+            _seeded.pop()
 
 
 def is_valid(uid: str) -> bool:

@@ -53,10 +53,32 @@ def open_slide(
     if kind == "ome-tiff":
         from .ometiff import reader
 
+        if not _has_ome_xml(path):  # a scanner's TIFF dialect (OME-TIFF stays first choice)
+            from .wsitiff import reader as wsi_reader
+
+            return wsi_reader.read(path)
         return reader.read(path, timepoint=timepoint)
     from .dicom import reader as dicom_reader
 
     return dicom_reader.read(path, series=series)
+
+
+def _has_ome_xml(path: Path) -> bool:
+    """Whether the first IFD's ImageDescription holds OME-XML (OME-TIFF specification). A file
+    tifffile cannot open goes to the OME-TIFF reader, which says what is wrong with it."""
+    import tifffile
+
+    from .ometiff.reader import _TiffLog
+
+    with _TiffLog() as log:  # what tifffile logs is the OME-TIFF reader's to report
+        try:
+            with tifffile.TiffFile(path) as tf:
+                if not len(tf.pages):
+                    return True
+                text = tf.pages.first.description[:4096]
+        except Exception:
+            return True
+    return bool(log.messages) or "<OME" in text or ":OME" in text
 
 
 @dataclass(frozen=True)

@@ -404,6 +404,8 @@ class Slide:
     source: str | None = None
     warnings: tuple[str, ...] = ()
     close: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+    #: the source's TIFF dialect when it is not OME-TIFF ("Aperio SVS", "Hamamatsu NDPI", ...)
+    dialect: str | None = None
 
     def volumes(self) -> Iterator[Image]:
         return (i for i in self.images if i.kind is ImageKind.VOLUME)

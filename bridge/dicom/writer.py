@@ -329,9 +329,11 @@ class SlideWriter:
             return self.pixel_size_override
         if image.pixel_size_um:
             return image.pixel_size_um
+        why = next((w for w in self.slide.warnings if "pixel size" in w), None)  # the reader's
         raise MetadataError(
             f"image {image.source_index} ({image.name or 'unnamed'}) has no physical pixel size "
-            "(OME PhysicalSizeX/PhysicalSizeY); DICOM WSI requires Pixel Spacing",
+            "(OME PhysicalSizeX/PhysicalSizeY); DICOM WSI requires Pixel Spacing"
+            + (f" ({why})" if why else ""),
             path=self.slide.source,
             hint="pass it with --pixel-size MICRONS (e.g. --pixel-size 0.25, or "
             "--pixel-size 0.25,0.26 for x,y)",

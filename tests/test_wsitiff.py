@@ -1,0 +1,241 @@
+"""Scanner TIFF dialects (bridge/wsitiff): the corpus's Aperio SVS files and generic pyramidal
+TIFF, and generated Aperio JPEG 2000, to DICOM and OME-TIFF, checked with dciodvfy, OpenSlide,
+wsidicom, pydicom and Bio-Formats' ImageInfo."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+import tifffile
+from conftest import run_cli
+from pydicom.encaps import generate_frames
+from readers import bioformats_info, bioformats_jar
+
+from bridge.wsitiff import generic, svs
+
+SOURCES = {
+    "cmu1": ("CMU-1-Small-Region.svs", ()),
+    "small": ("openslide-python__small.svs", ()),
+    "boxes": ("openslide-python__boxes.tiff", ("--pixel-size", "0.25")),
+}
+
+
+@pytest.fixture(scope="module")
+def converted(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """Each corpus file converted once to DICOM and once to OME-TIFF."""
+    tmp = tmp_path_factory.mktemp("wsitiff")
+    out = {}
+    for key, (name, args) in SOURCES.items():
+        src = corpus / "wsi-tiff" / name
+        dcm, ome = tmp / f"{key}_dicom", tmp / f"{key}.ome.tif"
+        run_cli("convert", src, dcm, "-q", *args, check=True)
+        run_cli("convert", src, ome, "--to", "ome-tiff", "-q", check=True)
+        out[key] = {"source": src, "dicom": dcm, "ome": ome}
+    return out
+
+
+def _instances(folder: Path) -> list[pydicom.Dataset]:
+    return [pydicom.dcmread(p) for p in sorted(folder.glob("*.dcm"))]
+
+
+def _by_flavour(folder: Path, flavour: str) -> list[pydicom.Dataset]:
+    return [ds for ds in _instances(folder) if ds.ImageType[2] == flavour]
+
+
+def _scan(jpeg: bytes) -> bytes:
+    """The entropy-coded data of a JPEG stream: after the SOS segment, up to and with EOI."""
+    start = jpeg.index(b"\xff\xda")
+    length = int.from_bytes(jpeg[start + 2 : start + 4], "big")
+    end = jpeg.rindex(b"\xff\xd9") + 2
+    return jpeg[start + 2 + length : end]
+
+
+@pytest.mark.parametrize("key", ["cmu1", "small"])
+def test_svs_jpeg_tiles_are_the_source_tiles(converted: dict, key: str) -> None:
+    item = converted[key]
+    (volume,) = _by_flavour(item["dicom"], "VOLUME")
+    assert volume.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.50"
+    frames = list(generate_frames(volume.PixelData, number_of_frames=volume.NumberOfFrames))
+    with tifffile.TiffFile(item["source"]) as tf:
+        page = tf.pages[0]
+        fh = tf.filehandle
+        stored = []
+        for offset, count in zip(page.dataoffsets, page.databytecounts, strict=True):
+            fh.seek(offset)
+            stored.append(fh.read(count))
+    assert len(frames) == len(stored) > 0
+    for frame, tile in zip(frames, stored, strict=True):
+        assert _scan(frame) == _scan(tile)
+    # the shared JPEGTables went into each frame: it decodes on its own
+    assert pydicom.pixels.pixel_array(volume, index=0).shape[-1] == 3
+
+
+@pytest.mark.parametrize("key", ["cmu1", "small"])
+def test_svs_mpp_is_the_pixel_spacing(converted: dict, key: str) -> None:
+    (volume,) = _by_flavour(converted[key]["dicom"], "VOLUME")
+    spacing = volume.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing
+    assert [float(v) for v in spacing] == pytest.approx([0.000499, 0.000499])
+    assert float(volume.OpticalPathSequence[0].ObjectiveLensPower) == 20
+    assert volume.AcquisitionDateTime.startswith("20091229095915")
+
+
+def test_svs_label_and_macro_become_label_and_overview(converted: dict) -> None:
+    folder = converted["cmu1"]["dicom"]
+    (label,) = _by_flavour(folder, "LABEL")
+    (overview,) = _by_flavour(folder, "OVERVIEW")
+    assert (label.TotalPixelMatrixColumns, label.TotalPixelMatrixRows) == (387, 463)
+    assert (overview.TotalPixelMatrixColumns, overview.TotalPixelMatrixRows) == (1280, 431)
+    with tifffile.TiffFile(converted["cmu1"]["source"]) as tf:
+        want = tf.series[2].asarray()  # the LZW label, decoded by tifffile
+    got = pydicom.pixels.pixel_array(label)  # lossless JPEG 2000
+    assert np.array_equal(got[:463, :387], want)
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dicom3tools is not installed")
+@pytest.mark.parametrize("key", list(SOURCES))
+def test_dciodvfy_finds_no_error(converted: dict, key: str) -> None:
+    from conformance import dicom3tools
+
+    for path in sorted(converted[key]["dicom"].glob("*.dcm")):
+        errors = dicom3tools.errors(dicom3tools.dciodvfy(path))
+        assert not errors, f"{path.name}: {errors}"
+
+
+@pytest.mark.parametrize("key", list(SOURCES))
+def test_openslide_and_wsidicom_see_the_source_levels(converted: dict, key: str) -> None:
+    openslide = pytest.importorskip("openslide")
+    wsidicom = pytest.importorskip("wsidicom")
+    item = converted[key]
+    source = openslide.OpenSlide(str(item["source"]))
+    (volume,) = [p for p in item["dicom"].glob("*.dcm") if p.name.startswith("level0")]
+    result = openslide.OpenSlide(str(volume))
+    assert result.level_count == source.level_count
+    assert result.level_dimensions == source.level_dimensions
+    if key == "cmu1":
+        assert {"label", "macro"} <= set(result.associated_images)
+    with wsidicom.WsiDicom.open(item["dicom"]) as slide:
+        assert len(slide.levels) == source.level_count
+
+
+def _ome_xml(path: Path) -> str:
+    proc = subprocess.run(
+        ["java", "-cp", str(bioformats_jar()), "loci.formats.tools.ImageInfo", "-nopix",
+         "-omexml-only", "-no-upgrade", str(path)],
+        capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    return proc.stdout
+
+
+def test_svs_to_ome_tiff_reads_in_bioformats(converted: dict) -> None:
+    path = converted["cmu1"]["ome"]
+    series = bioformats_info(path)
+    assert [(s.width, s.height) for s in series] == [
+        (2220, 2967),
+        (574, 768),
+        (387, 463),
+        (1280, 431),
+    ]
+    xml = _ome_xml(path)
+    names = re.findall(r'<Image ID="Image:\d+" Name="([^"]*)"', xml)
+    assert names == ["CMU-1", "thumbnail", "label", "macro"]
+    first = re.search(r"<Pixels [^>]*>", xml).group(0)
+    assert 'PhysicalSizeX="0.499"' in first and 'PhysicalSizeY="0.499"' in first
+    assert 'NominalMagnification="20.0"' in xml
+
+
+def test_generic_pyramid_to_ome_tiff_keeps_its_resolutions(converted: dict) -> None:
+    (series,) = bioformats_info(converted["boxes"]["ome"])
+    assert series.resolutions == 4
+    assert series.widths == (300, 150, 75, 37)
+
+
+def test_generic_placeholder_dpi_is_refused_with_the_hint(corpus: Path, tmp_path: Path) -> None:
+    """boxes.tiff says 72 dpi (28.35 pixels per cm): a writer's default, not a measurement."""
+    proc = run_cli("convert", corpus / "wsi-tiff" / "openslide-python__boxes.tiff", tmp_path / "o")
+    assert proc.returncode == 2
+    assert "--pixel-size" in proc.stderr and "writer's default" in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_info_names_the_dialect(corpus: Path) -> None:
+    proc = run_cli("info", corpus / "wsi-tiff" / "CMU-1-Small-Region.svs", check=True)
+    assert "format: TIFF (Aperio SVS)" in proc.stdout
+    assert "LABEL" in proc.stdout and "OVERVIEW" in proc.stdout
+    proc = run_cli("info", corpus / "wsi-tiff" / "openslide-python__boxes.tiff", check=True)
+    assert "format: TIFF (generic pyramidal TIFF)" in proc.stdout
+
+
+def test_svs_description_parses_as_openslide_does() -> None:
+    text = (
+        "Aperio Image Library v1\r\n46000x32914 (256x256) JPEG/RGB Q=30"
+        "|AppMag = 40|MPP = 0.25|AppMag = 1"
+    )
+    assert svs.properties(text) == {"AppMag": "40", "MPP": "0.25"}
+
+
+def test_generic_resolution_gives_a_pixel_size_unless_a_placeholder(tmp_path: Path) -> None:
+    data = np.zeros((64, 64), np.uint8)
+    cases = {
+        (2500.0, "CENTIMETER"): (4.0, 4.0),  # 4 µm pixels
+        (72.0, "INCH"): None,
+        (96.0, "CENTIMETER"): None,
+        (300.0, "INCH"): None,
+        (1000.0, "INCH"): (25.4, 25.4),
+    }
+    for (density, unit), want in cases.items():
+        path = tmp_path / f"{density}{unit}.tif"
+        tifffile.imwrite(path, data, resolution=(density, density), resolutionunit=unit)
+        notes: list[str] = []
+        with tifffile.TiffFile(path) as tf:
+            got = generic.pixel_size(tf.pages[0], notes)
+        assert got == (pytest.approx(want) if want else None), (density, unit)
+        assert bool(notes) == (want is None)
+
+
+def _aperio_j2k(path: Path, compression: int) -> tuple[Path, list[bytes]]:
+    """A tiled SVS whose tiles are JPEG 2000 codestreams stored with Aperio's compression
+    33003 (YCbCr samples, no MCT in the codestream) or 33005 (RGB)."""
+    import imagecodecs
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 255, (256, 256, 3), np.uint8)
+    tiles = [
+        imagecodecs.jpeg2k_encode(
+            image[y : y + 128, x : x + 128], level=60, codecformat="J2K", mct=False
+        )
+        for y in (0, 128)
+        for x in (0, 128)
+    ]
+    desc = "Aperio Image Library v12.0.0\r\n256x256 (128x128) J2K/KDU Q=70|AppMag = 40|MPP = 0.25"
+    with tifffile.TiffWriter(path) as tw:
+        tw.write(
+            iter(tiles),
+            shape=(256, 256, 3),
+            dtype="uint8",
+            tile=(128, 128),
+            compression=compression,
+            photometric="rgb",
+            description=desc,
+            metadata=None,  # no tifffile "shaped" description: this is SVS
+        )
+    return path, tiles
+
+
+@pytest.mark.parametrize(("compression", "photometric"), [(33003, "YBR_ICT"), (33005, "RGB")])
+def test_aperio_jpeg2000_is_copied_with_its_colour_signalled(
+    tmp_path: Path, compression: int, photometric: str
+) -> None:
+    src, tiles = _aperio_j2k(tmp_path / "j2k.svs", compression)
+    out = tmp_path / "out"
+    run_cli("convert", src, out, "-q", check=True)
+    (volume,) = _by_flavour(out, "VOLUME")
+    assert volume.PhotometricInterpretation == photometric
+    assert volume.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.91"
+    frames = list(generate_frames(volume.PixelData, number_of_frames=volume.NumberOfFrames))
+    assert [f.rstrip(b"\0") for f in frames] == [t.rstrip(b"\0") for t in tiles]

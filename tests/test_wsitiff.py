@@ -239,3 +239,118 @@ def test_aperio_jpeg2000_is_copied_with_its_colour_signalled(
     assert volume.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.91"
     frames = list(generate_frames(volume.PixelData, number_of_frames=volume.NumberOfFrames))
     assert [f.rstrip(b"\0") for f in frames] == [t.rstrip(b"\0") for t in tiles]
+
+
+@pytest.fixture(scope="module")
+def dialects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The generated NDPI and QPTIFF (tests/dialect_samples.py), each converted to DICOM."""
+    import dialect_samples
+
+    tmp = tmp_path_factory.mktemp("dialects")
+    out = {
+        "ndpi": dialect_samples.write_ndpi(tmp / "sample.ndpi"),
+        "qptiff": dialect_samples.write_qptiff(tmp / "sample.qptiff"),
+    }
+    for key, src in list(out.items()):
+        run_cli("convert", src, tmp / f"{key}_dicom", "-q", check=True)
+        out[f"{key}_dicom"] = tmp / f"{key}_dicom"
+    return out
+
+
+def _segments(scan: bytes) -> list[bytes]:
+    """Entropy-coded data cut at its restart markers (RSTn and the final EOI taken out)."""
+    return re.split(rb"\xff[\xd0-\xd7]", scan.removesuffix(b"\xff\xd9"))
+
+
+def test_ndpi_strips_are_split_into_verbatim_tiles(dialects: dict) -> None:
+    import imagecodecs
+
+    src = dialects["ndpi"]
+    volume = next(ds for ds in _instances(dialects["ndpi_dicom"]) if ds.ImageType[2] == "VOLUME")
+    assert volume.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.50"
+    frames = list(generate_frames(volume.PixelData, number_of_frames=volume.NumberOfFrames))
+    with tifffile.TiffFile(src) as tf:
+        assert tf.is_ndpi
+        page = tf.pages[0]
+        fh = tf.filehandle
+        fh.seek(page.tags[273].value[0])
+        strip = fh.read(page.tags[279].value[0])
+        source = tf.pages[0].asarray()
+    stripes = _segments(_scan(strip))  # the scanner's restart intervals, 128×16 each
+    tiles_x = volume.TotalPixelMatrixColumns // volume.Columns
+    per_row, per_col = volume.Columns // 128, volume.Rows // 16
+    assert len(frames) == tiles_x * (volume.TotalPixelMatrixRows // volume.Rows) > 1
+    for i, frame in enumerate(frames):
+        ty, tx = divmod(i, tiles_x)
+        want = [
+            stripes[(ty * per_col + r) * (1024 // 128) + tx * per_row + s]
+            for r in range(per_col)
+            for s in range(per_row)
+        ]
+        assert _segments(_scan(frame)) == want
+        pixels = imagecodecs.jpeg8_decode(frame)
+        y0, x0 = ty * volume.Rows, tx * volume.Columns
+        want = source[y0 : y0 + volume.Rows, x0 : x0 + volume.Columns]
+        # the same pixels, but for the 4:2:0 chroma upsampling at the tile's own edges,
+        # which libjpeg interpolates with the neighbours the strip had
+        assert np.array_equal(pixels[2:-2, 2:-2], want[2:-2, 2:-2])
+
+
+def test_ndpi_metadata_and_macro(dialects: dict) -> None:
+    instances = _instances(dialects["ndpi_dicom"])
+    volume = next(ds for ds in instances if ds.ImageType[2] == "VOLUME")
+    spacing = volume.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing
+    assert [float(v) for v in spacing] == pytest.approx([0.00046, 0.00046])
+    assert float(volume.OpticalPathSequence[0].ObjectiveLensPower) == 20
+    origin = volume.TotalPixelMatrixOriginSequence[0]
+    # centre of a 25 × 75 mm slide + the offsets (x 1.25 mm, y -0.5 mm) - half the image
+    assert float(origin.XOffsetInSlideCoordinateSystem) == pytest.approx(
+        12.5 - 0.5 - 768 * 0.00046 / 2
+    )
+    assert float(origin.YOffsetInSlideCoordinateSystem) == pytest.approx(
+        37.5 + 1.25 - 1024 * 0.00046 / 2
+    )
+    assert [ds.ImageType[2] for ds in instances].count("OVERVIEW") == 1
+    openslide = pytest.importorskip("openslide")
+    slide = openslide.OpenSlide(str(dialects["ndpi_dicom"] / "level0.dcm"))
+    assert slide.level_count == 2 and "macro" in slide.associated_images
+
+
+def test_qptiff_channels_are_named_with_wavelengths(dialects: dict) -> None:
+    from dialect_samples import QPTIFF_CHANNELS
+
+    instances = _instances(dialects["qptiff_dicom"])
+    volumes = [ds for ds in instances if ds.ImageType[2] == "VOLUME"]
+    base = [ds for ds in volumes if ds.TotalPixelMatrixColumns == 512]
+    assert len(base) == 3 and len(volumes) == 6
+    paths = sorted(
+        (ds.OpticalPathSequence[0] for ds in base), key=lambda p: int(p.OpticalPathIdentifier)
+    )
+    for path, (_name, marker, _c, ex, _em) in zip(paths, QPTIFF_CHANNELS, strict=True):
+        assert path.OpticalPathDescription == marker
+        assert float(path.IlluminationWaveLength) == pytest.approx(sum(ex) / 2)
+    with tifffile.TiffFile(dialects["qptiff"]) as tf:
+        dapi = tf.pages[0].asarray()
+    first = next(ds for ds in base if ds.OpticalPathSequence[0].OpticalPathDescription == "Nuclei")
+    frames = pydicom.pixels.pixel_array(first)
+    assert np.array_equal(frames[0], dapi[:256, :256])
+    kinds = sorted(ds.ImageType[2] for ds in instances if ds.ImageType[2] != "VOLUME")
+    assert kinds == ["LABEL", "OVERVIEW", "THUMBNAIL"]
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dicom3tools is not installed")
+@pytest.mark.parametrize("key", ["ndpi", "qptiff"])
+def test_dialect_fixtures_pass_dciodvfy(dialects: dict, key: str) -> None:
+    from conformance import dicom3tools
+
+    for path in sorted(dialects[f"{key}_dicom"].glob("*.dcm")):
+        errors = dicom3tools.errors(dicom3tools.dciodvfy(path))
+        assert not errors, f"{path.name}: {errors}"
+
+
+@pytest.mark.parametrize(("key", "name"), [("ndpi", "Hamamatsu NDPI"), ("qptiff", "Akoya QPTIFF")])
+def test_info_names_generated_dialects(dialects: dict, key: str, name: str) -> None:
+    proc = run_cli("info", dialects[key], check=True)
+    assert f"format: TIFF ({name})" in proc.stdout
+    if key == "qptiff":  # DICOM has no emission wavelength attribute; the model keeps it
+        assert "channel Channel:0:1 CD8 ex 490.0 nm em 525.0 nm" in proc.stdout

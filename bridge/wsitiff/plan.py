@@ -28,6 +28,8 @@ class ImagePlan:
     description: str | None = None
     #: slide position (mm) of the top-left corner of pixel (0, 0), when the dialect gives one
     origin_mm: tuple[float, float] | None = None
+    #: DICOM Image Orientation (Slide) that goes with ``origin_mm``
+    orientation: tuple[float, float, float, float, float, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,14 @@ def _plan(kind: str, tf: tifffile.TiffFile, path: Path) -> DialectPlan:
         from . import svs
 
         return svs.plan(tf, path)
+    if kind == "qptiff":
+        from . import qptiff
+
+        return qptiff.plan(tf, path)
+    if kind == "ndpi":
+        from . import ndpi
+
+        return ndpi.plan(tf, path)
     from . import generic
 
     return generic.plan(tf, path)
@@ -161,6 +169,7 @@ def _image(path: Path, raw: RawFile, index: int, ip: ImagePlan, warnings: list[s
         channels=ip.channels,
         pixel_size_um=ip.pixel_size_um,
         origin_mm=ip.origin_mm,
+        orientation=ip.orientation if ip.origin_mm else None,
         acquired=ip.acquired,
         description=ip.description,
         objective=ip.objective,
@@ -184,6 +193,12 @@ def _level(
     value = int(page.compression)
     if value in APERIO_J2K and page.is_tiled:
         return _aperio_j2k(path, raw, li, pages, size0, where, warnings)
+    if value == 7 and getattr(page, "jpegheader", None):  # NDPI: a strip split at McuStarts
+        from . import ndpi
+
+        level = ndpi.strip_level(path, raw, li, pages, size0, where, warnings)
+        if level is not None:
+            return level
     level = _read_level(path, raw, li, pages, size0, ip.kind, where, warnings, retile)
     if not page.is_tiled:
         level = dataclasses.replace(

@@ -354,3 +354,19 @@ def test_info_names_generated_dialects(dialects: dict, key: str, name: str) -> N
     assert f"format: TIFF ({name})" in proc.stdout
     if key == "qptiff":  # DICOM has no emission wavelength attribute; the model keeps it
         assert "channel Channel:0:1 CD8 ex 490.0 nm em 525.0 nm" in proc.stdout
+
+
+def test_check_reads_dialects_as_such(corpus: Path, dialects: dict) -> None:
+    """`omedicom check` on scanner TIFFs: the dialect named, boxes.tiff's 72 dpi a warning."""
+    import json
+
+    svs_file = corpus / "wsi-tiff" / "CMU-1-Small-Region.svs"
+    boxes = corpus / "wsi-tiff" / "openslide-python__boxes.tiff"
+    proc = run_cli("check", svs_file, boxes, dialects["ndpi"], dialects["qptiff"], "--json")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    findings = json.loads(proc.stdout)["findings"]
+    notes = [f["message"] for f in findings if f["id"] == "TIFF-dialect"]
+    for name in ("Aperio SVS", "generic pyramidal TIFF", "Hamamatsu NDPI", "Akoya QPTIFF"):
+        assert any(f"read as {name}" in n for n in notes), notes
+    warned = {f["location"]["file"] for f in findings if f["id"] == "TIFF-pixel-size"}
+    assert [Path(w).name for w in warned] == [boxes.name]

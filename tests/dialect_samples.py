@@ -199,8 +199,58 @@ def write_qptiff(path: Path, size: tuple[int, int] = (512, 512)) -> Path:
     return path
 
 
+def _philips_xml(spacings_mm: list[float]) -> str:
+    """The first page's ``DataObject`` XML as Philips DP writes it (the attributes read)."""
+    levels = "".join(
+        '<DataObject ObjectType="PixelDataRepresentation">'
+        '<Attribute Name="DICOM_PIXEL_SPACING" Group="0x0028" Element="0x0030" '
+        f'PMSVR="IDoubleArray">"{s:g}" "{s:g}"</Attribute></DataObject>'
+        for s in spacings_mm
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8" ?>\n<DataObject ObjectType="DPUfsImport">'
+        '<Attribute Name="DICOM_MANUFACTURER" Group="0x0008" Element="0x0070" '
+        'PMSVR="IString">PHILIPS</Attribute>'
+        '<Attribute Name="DICOM_ACQUISITION_DATETIME" Group="0x0008" Element="0x002A" '
+        'PMSVR="IString">20190304101112.000000</Attribute>'
+        '<Attribute Name="PIM_DP_SCANNED_IMAGES" Group="0x301D" Element="0x1003" '
+        'PMSVR="IDataObjectArray"><Array><DataObject ObjectType="DPScannedImage">'
+        '<Attribute Name="PIM_DP_IMAGE_TYPE" Group="0x301D" Element="0x1004" '
+        'PMSVR="IString">WSI</Attribute>'
+        '<Attribute Name="PIIM_PIXEL_DATA_REPRESENTATION_SEQUENCE" Group="0x1001" '
+        f'Element="0x8B01" PMSVR="IDataObjectArray"><Array>{levels}</Array></Attribute>'
+        "</DataObject></Array></Attribute></DataObject>"
+    )
+
+
+def write_philips(path: Path) -> Path:
+    """A Philips TIFF: a 768×512 JPEG pyramid in 256-pixel tiles whose sub-levels are stored
+    padded to whole tiles (384×256 in 512×256, 192×128 in 256×256), 0.25 µm pixels, then the
+    macro and label pages."""
+    base = samples.tissue(512, 768, seed=8)
+    common = {"software": "Philips DP v1.0", "metadata": None, "photometric": "rgb"}
+    with tifffile.TiffWriter(path) as tw:
+        for factor, stored in ((1, (512, 768)), (2, (256, 512)), (4, (256, 256))):
+            level = base[::factor, ::factor]
+            padded = np.zeros((*stored, 3), np.uint8)
+            padded[: level.shape[0], : level.shape[1]] = level
+            tw.write(
+                padded,
+                tile=(256, 256),
+                compression="jpeg",
+                description=_philips_xml([0.00025, 0.0005, 0.001]) if factor == 1 else "",
+                **common,
+            )
+        tw.write(samples.tissue(100, 300, seed=9), compression="jpeg", description="Macro",
+                 **common)  # fmt: skip
+        tw.write(samples.tissue(100, 100, seed=10), compression="jpeg", description="Label",
+                 **common)  # fmt: skip
+    return path
+
+
 if __name__ == "__main__":
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
     print(write_ndpi(out / "sample.ndpi"))
     print(write_qptiff(out / "sample.qptiff"))
+    print(write_philips(out / "sample-philips.tiff"))

@@ -250,6 +250,7 @@ def dialects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = {
         "ndpi": dialect_samples.write_ndpi(tmp / "sample.ndpi"),
         "qptiff": dialect_samples.write_qptiff(tmp / "sample.qptiff"),
+        "philips": dialect_samples.write_philips(tmp / "sample-philips.tiff"),
     }
     for key, src in list(out.items()):
         run_cli("convert", src, tmp / f"{key}_dicom", "-q", check=True)
@@ -339,7 +340,7 @@ def test_qptiff_channels_are_named_with_wavelengths(dialects: dict) -> None:
 
 
 @pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dicom3tools is not installed")
-@pytest.mark.parametrize("key", ["ndpi", "qptiff"])
+@pytest.mark.parametrize("key", ["ndpi", "qptiff", "philips"])
 def test_dialect_fixtures_pass_dciodvfy(dialects: dict, key: str) -> None:
     from conformance import dicom3tools
 
@@ -348,7 +349,10 @@ def test_dialect_fixtures_pass_dciodvfy(dialects: dict, key: str) -> None:
         assert not errors, f"{path.name}: {errors}"
 
 
-@pytest.mark.parametrize(("key", "name"), [("ndpi", "Hamamatsu NDPI"), ("qptiff", "Akoya QPTIFF")])
+@pytest.mark.parametrize(
+    ("key", "name"),
+    [("ndpi", "Hamamatsu NDPI"), ("qptiff", "Akoya QPTIFF"), ("philips", "Philips TIFF")],
+)
 def test_info_names_generated_dialects(dialects: dict, key: str, name: str) -> None:
     proc = run_cli("info", dialects[key], check=True)
     assert f"format: TIFF ({name})" in proc.stdout
@@ -370,3 +374,31 @@ def test_check_reads_dialects_as_such(corpus: Path, dialects: dict) -> None:
         assert any(f"read as {name}" in n for n in notes), notes
     warned = {f["location"]["file"] for f in findings if f["id"] == "TIFF-pixel-size"}
     assert [Path(w).name for w in warned] == [boxes.name]
+
+
+def test_philips_levels_spacing_and_tiles(dialects: dict) -> None:
+    """The padded sub-levels take their real size; DICOM_PIXEL_SPACING and the acquisition
+    time reach DICOM; the JPEG tiles are the stored ones."""
+    instances = _instances(dialects["philips_dicom"])
+    volumes = sorted(
+        (ds for ds in instances if ds.ImageType[2] == "VOLUME"),
+        key=lambda ds: -ds.TotalPixelMatrixColumns,
+    )
+    sizes = [(ds.TotalPixelMatrixColumns, ds.TotalPixelMatrixRows) for ds in volumes]
+    assert sizes == [(768, 512), (384, 256), (192, 128)]
+    spacing = volumes[0].SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing
+    assert [float(v) for v in spacing] == pytest.approx([0.00025, 0.00025])
+    assert volumes[0].AcquisitionDateTime.startswith("20190304101112")
+    assert {ds.ImageType[2] for ds in instances} == {"VOLUME", "LABEL", "OVERVIEW"}
+    with tifffile.TiffFile(dialects["philips"]) as tf:
+        page = tf.pages[1]  # level 1, stored as 512×256: two tiles, both in the 384 px level
+        fh = tf.filehandle
+        stored = []
+        for offset, count in zip(page.dataoffsets, page.databytecounts, strict=True):
+            fh.seek(offset)
+            stored.append(fh.read(count))
+    frames = list(generate_frames(volumes[1].PixelData, number_of_frames=2))
+    assert [_scan(f) for f in frames] == [_scan(t) for t in stored]
+    openslide = pytest.importorskip("openslide")
+    slide = openslide.OpenSlide(str(dialects["philips_dicom"] / "level0.dcm"))
+    assert slide.level_dimensions == ((768, 512), (384, 256), (192, 128))

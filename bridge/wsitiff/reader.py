@@ -68,6 +68,10 @@ def _plan(kind: str, tf: tifffile.TiffFile, path: Path) -> DialectPlan:
         from . import ndpi
 
         return ndpi.plan(tf, path)
+    if kind == "philips":
+        from . import philips
+
+        return philips.plan(tf, path)
     from . import generic
 
     return generic.plan(tf, path)
@@ -199,6 +203,20 @@ def _level(
         level = ndpi.strip_level(path, raw, li, pages, size0, where, warnings)
         if level is not None:
             return level
+    stored = (page.tags.valueof(256), page.tags.valueof(257))
+    real = (page.imagewidth, page.imagelength)
+    whole = all(isinstance(v, int) for v in stored)
+    if whole and stored != real and stored[0] >= real[0] and stored[1] >= real[1]:
+        # tifffile gave a padded Philips sub-level its real size: the tiles are read on the
+        # stored grid, the level takes the real size (the grid's padding is never written)
+        for p in pages.values():
+            p.imagewidth, p.imagelength = stored
+        try:
+            level = _read_level(path, raw, li, pages, size0, ip.kind, where, warnings, retile)
+        finally:
+            for p in pages.values():
+                p.imagewidth, p.imagelength = real
+        return dataclasses.replace(level, size=real)
     level = _read_level(path, raw, li, pages, size0, ip.kind, where, warnings, retile)
     if not page.is_tiled:
         level = dataclasses.replace(

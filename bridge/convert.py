@@ -287,6 +287,9 @@ def convert(
     """
     src, dst = Path(src), Path(dst)
     source_kind = sniff(src)
+    named_tiff = source_kind == "ome-tiff" and dst.suffix.lower() in TIFF_SUFFIXES
+    if to is None and named_tiff and not _has_ome_xml(src):
+        to = "ome-tiff"  # a scanner's TIFF (SVS, NDPI ...) named to become an OME-TIFF
     target = target_of(source_kind, dst, to)
     if target not in ("dicom", "ome-tiff"):
         raise UnsupportedError(f"unknown target format {target!r}", hint="use dicom or ome-tiff")

@@ -35,7 +35,7 @@ def converted(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
         src = corpus / "wsi-tiff" / name
         dcm, ome = tmp / f"{key}_dicom", tmp / f"{key}.ome.tif"
         run_cli("convert", src, dcm, "-q", *args, check=True)
-        run_cli("convert", src, ome, "--to", "ome-tiff", "-q", check=True)
+        run_cli("convert", src, ome, "-q", check=True)  # a .tif name: OME-TIFF, no --to
         out[key] = {"source": src, "dicom": dcm, "ome": ome}
     return out
 
@@ -153,6 +153,16 @@ def test_generic_pyramid_to_ome_tiff_keeps_its_resolutions(converted: dict) -> N
     (series,) = bioformats_info(converted["boxes"]["ome"])
     assert series.resolutions == 4
     assert series.widths == (300, 150, 75, 37)
+    # 72 dpi is no measurement: the OME-TIFF states no physical size rather than a wrong one
+    assert "PhysicalSizeX" not in _ome_xml(converted["boxes"]["ome"])
+
+
+def test_small_svs_to_ome_tiff_reads_in_bioformats(converted: dict) -> None:
+    path = converted["small"]["ome"]
+    assert [(s.width, s.height) for s in bioformats_info(path)] == [(16, 16), (16, 16)]
+    xml = _ome_xml(path)
+    assert re.findall(r'<Image ID="Image:\d+" Name="([^"]*)"', xml) == ["CMU-1", "thumbnail"]
+    assert 'PhysicalSizeX="0.499"' in re.search(r"<Pixels [^>]*>", xml).group(0)
 
 
 def test_generic_placeholder_dpi_is_refused_with_the_hint(corpus: Path, tmp_path: Path) -> None:
@@ -198,7 +208,7 @@ def test_generic_resolution_gives_a_pixel_size_unless_a_placeholder(tmp_path: Pa
         assert bool(notes) == (want is None)
 
 
-def _aperio_j2k(path: Path, compression: int) -> tuple[Path, list[bytes]]:
+def _aperio_j2k(path: Path, compression: int, photometric: str = "rgb") -> tuple[Path, list[bytes]]:
     """A tiled SVS whose tiles are JPEG 2000 codestreams stored with Aperio's compression
     33003 (YCbCr samples, no MCT in the codestream) or 33005 (RGB)."""
     import imagecodecs
@@ -220,18 +230,21 @@ def _aperio_j2k(path: Path, compression: int) -> tuple[Path, list[bytes]]:
             dtype="uint8",
             tile=(128, 128),
             compression=compression,
-            photometric="rgb",
+            photometric=photometric,
             description=desc,
             metadata=None,  # no tifffile "shaped" description: this is SVS
         )
     return path, tiles
 
 
-@pytest.mark.parametrize(("compression", "photometric"), [(33003, "YBR_ICT"), (33005, "RGB")])
+@pytest.mark.parametrize(
+    ("compression", "tiff_photometric", "photometric"),
+    [(33003, "rgb", "YBR_ICT"), (33005, "rgb", "RGB"), (33005, "ycbcr", "YBR_ICT")],
+)
 def test_aperio_jpeg2000_is_copied_with_its_colour_signalled(
-    tmp_path: Path, compression: int, photometric: str
+    tmp_path: Path, compression: int, tiff_photometric: str, photometric: str
 ) -> None:
-    src, tiles = _aperio_j2k(tmp_path / "j2k.svs", compression)
+    src, tiles = _aperio_j2k(tmp_path / "j2k.svs", compression, tiff_photometric)
     out = tmp_path / "out"
     run_cli("convert", src, out, "-q", check=True)
     (volume,) = _by_flavour(out, "VOLUME")

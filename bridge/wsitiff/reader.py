@@ -36,9 +36,11 @@ from ..ometiff.tiles import PageTiles, RawFile, TiffTileSource
 from .plan import DialectPlan, ImagePlan
 
 #: TIFF Compression values Aperio gives its JPEG 2000 tiles (tifffile.COMPRESSION
-#: APERIO_JP2000_YCBC, APERIO_JP2000_RGB), and the DICOM Photometric Interpretation
-#: wsidicomizer / opentile signal for them (PS3.5 8.2.4: YBR_ICT for the irreversible
-#: colour transform, RGB for none).
+#: APERIO_JP2000_YCBC, APERIO_JP2000_RGB) and the DICOM Photometric Interpretation they get
+#: when the TIFF Photometric tag says RGB. 33003 holds YCbCr samples whatever the tag says
+#: (OpenSlide converts them after decoding): YBR_ICT. For 33005, wsidicomizer 0.26.1
+#: (``OpenTileImageData.photometric_interpretation``) follows the TIFF Photometric tag:
+#: YCbCr (6) gives YBR_ICT, RGB gives RGB; so does this reader.
 APERIO_J2K = {33003: Photometric.YBR_ICT, 33005: Photometric.RGB}
 
 
@@ -226,10 +228,8 @@ def _level(
 
 
 def _aperio_j2k(path, raw, li, pages, size0, where, warnings) -> Level:
-    """Aperio JPEG 2000 tiles (33003: YCbCr samples, 33005: RGB), copied as they are.
-
-    The codestreams carry no MCT flag in either case; Aperio's YCbCr is signalled as YBR_ICT
-    as wsidicomizer does (opentile ``PhotometricInterpretation`` for APERIO_JP2000_YCBC)."""
+    """Aperio JPEG 2000 tiles (33003: YCbCr samples, 33005: RGB or, by its Photometric tag,
+    YCbCr), copied as they are and signalled as ``APERIO_J2K`` says."""
     from ..codecs import jpeg2000
     from ..model import Codec
 
@@ -254,6 +254,8 @@ def _aperio_j2k(path, raw, li, pages, size0, where, warnings) -> Level:
             path=path,
         )
     photometric = APERIO_J2K[int(page.compression)]
+    if int(page.photometric) == 6:  # TIFF YCbCr
+        photometric = Photometric.YBR_ICT
     if header.mct:  # the codestream does the transform itself
         photometric = Photometric.YBR_RCT if header.reversible else Photometric.YBR_ICT
     codec = Codec(

@@ -26,10 +26,13 @@ from ..model import (
 )
 from ..ometiff.reader import (
     _PARSE_ERRORS,
+    _check_counts,
     _icc_profile,
+    _level_issue,
     _read_level,
     _stem,
     _TiffLog,
+    check_layout,
     tiff_structure,
 )
 from ..ometiff.tiles import PageTiles, RawFile, TiffTileSource
@@ -197,9 +200,15 @@ def _level(
 ) -> Level:
     page = pages[(0, 0)]
     value = int(page.compression)
-    if value in APERIO_J2K and page.is_tiled:
+    what = f"{where} level {li}"
+    if (
+        value in APERIO_J2K
+        and page.is_tiled
+        and _sound(path, raw, pages, what, Compression.JPEG2000)
+    ):
         return _aperio_j2k(path, raw, li, pages, size0, where, warnings)
-    if value == 7 and getattr(page, "jpegheader", None):  # NDPI: a strip split at McuStarts
+    ndpi_strip = value == 7 and getattr(page, "jpegheader", None)  # split at McuStarts
+    if ndpi_strip and _sound(path, raw, pages, what, Compression.JPEG):
         from . import ndpi
 
         level = ndpi.strip_level(path, raw, li, pages, size0, where, warnings)
@@ -225,6 +234,18 @@ def _level(
             level, rows_per_strip=min(page.rowsperstrip or level.size[1], level.size[1])
         )
     return level
+
+
+def _sound(path: Path, raw: RawFile, pages: dict, what: str, compression: Compression) -> bool:
+    """The OME-TIFF reader's page checks (refusing damaged tags and tile data past the end);
+    False when a level has an issue to report instead (missing tiles, sample layout), which
+    the OME-TIFF reader's level code then records."""
+    page = pages[(0, 0)]
+    for key, other in pages.items():
+        check_layout(path, other, f"{what} plane {key}")
+        if _check_counts(path, raw, other, f"{what} plane {key}"):
+            return False
+    return _level_issue(page, compression, what) is None
 
 
 def _aperio_j2k(path, raw, li, pages, size0, where, warnings) -> Level:

@@ -96,6 +96,7 @@ def write_ndpi(path: Path, size: tuple[int, int] = (1024, 768)) -> Path:
                 (271, "s", 0, "Hamamatsu", True),  # Make
                 (272, "s", 0, "C13210", True),  # Model
                 (65420, "I", 1, 1, True),  # FileFormat
+                (65442, "s", 0, "SN-0042", True),  # ScannerSerialNumber
                 (65421, "f", 1, -1.0 if is_macro else 20.0 / 2**i, True),  # Magnification
                 (65422, "i", 1, 1_250_000, True),  # XOffsetFromSlideCenter, nm
                 (65423, "i", 1, -500_000, True),  # YOffsetFromSlideCenter, nm
@@ -211,6 +212,10 @@ def _philips_xml(spacings_mm: list[float]) -> str:
         '<?xml version="1.0" encoding="UTF-8" ?>\n<DataObject ObjectType="DPUfsImport">'
         '<Attribute Name="DICOM_MANUFACTURER" Group="0x0008" Element="0x0070" '
         'PMSVR="IString">PHILIPS</Attribute>'
+        '<Attribute Name="DICOM_MANUFACTURERS_MODEL_NAME" Group="0x0008" Element="0x1090" '
+        'PMSVR="IString">UFS Scanner</Attribute>'
+        '<Attribute Name="DICOM_DEVICE_SERIAL_NUMBER" Group="0x0018" Element="0x1000" '
+        'PMSVR="IString">FMT0123</Attribute>'
         '<Attribute Name="DICOM_ACQUISITION_DATETIME" Group="0x0008" Element="0x002A" '
         'PMSVR="IString">20190304101112.000000</Attribute>'
         '<Attribute Name="PIM_DP_SCANNED_IMAGES" Group="0x301D" Element="0x1003" '

@@ -83,6 +83,7 @@ def test_svs_mpp_is_the_pixel_spacing(converted: dict, key: str) -> None:
     assert [float(v) for v in spacing] == pytest.approx([0.000499, 0.000499])
     assert float(volume.OpticalPathSequence[0].ObjectiveLensPower) == 20
     assert volume.AcquisitionDateTime.startswith("20091229095915")
+    assert (volume.Manufacturer, volume.DeviceSerialNumber) == ("Aperio", "CPAPERIOCS")
 
 
 def test_svs_label_and_macro_become_label_and_overview(converted: dict) -> None:
@@ -325,6 +326,8 @@ def test_ndpi_metadata_and_macro(dialects: dict) -> None:
         37.5 + 1.25 - 1024 * 0.00046 / 2
     )
     assert [ds.ImageType[2] for ds in instances].count("OVERVIEW") == 1
+    equipment = (volume.Manufacturer, volume.ManufacturerModelName, volume.DeviceSerialNumber)
+    assert equipment == ("Hamamatsu", "C13210", "SN-0042")
     openslide = pytest.importorskip("openslide")
     slide = openslide.OpenSlide(str(dialects["ndpi_dicom"] / "level0.dcm"))
     assert slide.level_count == 2 and "macro" in slide.associated_images
@@ -402,6 +405,9 @@ def test_philips_levels_spacing_and_tiles(dialects: dict) -> None:
     spacing = volumes[0].SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing
     assert [float(v) for v in spacing] == pytest.approx([0.00025, 0.00025])
     assert volumes[0].AcquisitionDateTime.startswith("20190304101112")
+    first = volumes[0]
+    equipment = (first.Manufacturer, first.ManufacturerModelName, first.DeviceSerialNumber)
+    assert equipment == ("PHILIPS", "UFS Scanner", "FMT0123")
     assert {ds.ImageType[2] for ds in instances} == {"VOLUME", "LABEL", "OVERVIEW"}
     with tifffile.TiffFile(dialects["philips"]) as tf:
         page = tf.pages[1]  # level 1, stored as 512×256: two tiles, both in the 384 px level

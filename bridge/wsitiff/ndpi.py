@@ -29,7 +29,15 @@ import tifffile
 
 from ..codecs import jpeg
 from ..errors import InputError
-from ..model import DEFAULT_ORIENTATION, SLIDE_SIZE_MM, Codec, Compression, Level, Objective
+from ..model import (
+    DEFAULT_ORIENTATION,
+    SLIDE_SIZE_MM,
+    Codec,
+    Compression,
+    Equipment,
+    Level,
+    Objective,
+)
 from ..model import ImageKind as Kind
 from ..ometiff.tiles import RawFile, decode_errors
 from . import generic
@@ -76,7 +84,17 @@ def plan(tf: tifffile.TiffFile, path: object) -> DialectPlan:
     if not any(i.kind is Kind.VOLUME for i in images):
         raise InputError("the NDPI file has no pyramid", path=path)
     images.sort(key=lambda i: i.kind is not Kind.VOLUME)
-    return DialectPlan("Hamamatsu NDPI", tuple(images), tuple(warnings))
+    page = tf.pages.first
+    equipment = Equipment(
+        manufacturer=_text(page.tags.valueof(271)),  # Make
+        model=_text(page.tags.valueof(272)),  # Model
+        serial_number=_text(page.tags.valueof(65442)),  # ScannerSerialNumber
+    )
+    return DialectPlan("Hamamatsu NDPI", tuple(images), tuple(warnings), equipment)
+
+
+def _text(value: object) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
 
 
 def _origin(

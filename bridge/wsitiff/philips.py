@@ -21,7 +21,7 @@ from xml.etree import ElementTree
 import tifffile
 
 from ..errors import InputError
-from ..model import ImageKind
+from ..model import Equipment, ImageKind
 from .plan import DialectPlan, ImagePlan
 
 
@@ -93,4 +93,13 @@ def plan(tf: tifffile.TiffFile, path: object) -> DialectPlan:
             warnings.append(f"the Philips series {series.name!r} is not converted")
     if not images or images[0].kind is not ImageKind.VOLUME:
         raise InputError("the Philips TIFF has no pyramid", path=path)
-    return DialectPlan("Philips TIFF", tuple(images), tuple(warnings))
+    equipment = Equipment(
+        manufacturer=_unquoted(attrs.get("DICOM_MANUFACTURER")),
+        model=_unquoted(attrs.get("DICOM_MANUFACTURERS_MODEL_NAME")),
+        serial_number=_unquoted(attrs.get("DICOM_DEVICE_SERIAL_NUMBER")),
+    )
+    return DialectPlan("Philips TIFF", tuple(images), tuple(warnings), equipment)
+
+
+def _unquoted(text: str | None) -> str | None:
+    return (text or "").strip().strip('"').strip() or None

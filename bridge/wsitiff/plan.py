@@ -8,7 +8,7 @@ from datetime import datetime
 
 import tifffile
 
-from ..model import Channel, ImageKind, Objective
+from ..model import Channel, Equipment, ImageKind, Objective
 
 #: One level: its TIFF page per (focal plane z, channel c).
 LevelPages = dict[tuple[int, int], tifffile.TiffPage]
@@ -39,3 +39,4 @@ class DialectPlan:
     dialect: str
     images: tuple[ImagePlan, ...]
     warnings: tuple[str, ...] = ()
+    equipment: Equipment = field(default_factory=Equipment)

@@ -131,6 +131,7 @@ def _slide(path: Path, plan: DialectPlan, raw: RawFile) -> Slide:
         source=str(path),
         warnings=tuple(warnings),
         dialect=plan.dialect,
+        equipment=plan.equipment,
         close=raw.close,
     )
 

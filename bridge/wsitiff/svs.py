@@ -14,7 +14,7 @@ from datetime import datetime
 import tifffile
 
 from ..errors import InputError
-from ..model import ImageKind, Objective
+from ..model import Equipment, ImageKind, Objective
 from .plan import DialectPlan, ImagePlan
 
 #: tifffile series name -> image kind of an SVS file
@@ -100,7 +100,9 @@ def plan(tf: tifffile.TiffFile, path: object) -> DialectPlan:
         raise InputError("the SVS file has no baseline image", path=path)
     if mpp is None:
         warnings.append("the Aperio description has no MPP: the pixel size is unknown")
-    return DialectPlan("Aperio SVS", tuple(images), tuple(warnings))
+    # "Aperio Image Library" writes every SVS; the ScanScope ID names the scanner
+    equipment = Equipment(manufacturer="Aperio", serial_number=props.get("ScanScope ID"))
+    return DialectPlan("Aperio SVS", tuple(images), tuple(warnings), equipment)
 
 
 def _name(props: dict[str, str], path: object) -> str:

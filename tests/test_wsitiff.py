@@ -475,3 +475,19 @@ def test_damaged_dialect_files_are_described_or_refused(
             if slide.close:
                 slide.close()
     assert refused and described  # both outcomes happen: the mutations reach the parsers
+
+
+def test_ome_tiff_stays_first_choice(corpus: Path, tmp_path: Path) -> None:
+    """Aperio's own tiles (abbreviated RGB JPEG, shared tables) in an OME-TIFF: the OME-XML
+    decides, the OME-TIFF reader reads it, with the OME metadata rather than a dialect's."""
+    import samples
+
+    from bridge.convert import open_slide
+
+    path = samples.write_aperio_ome(corpus, tmp_path / "aperio.ome.tif")
+    slide = open_slide(path)
+    try:
+        assert slide.dialect is None and slide.carriers.ome_xml
+    finally:
+        slide.close()
+    assert "format:" not in run_cli("info", path, check=True).stdout

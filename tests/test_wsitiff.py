@@ -491,3 +491,27 @@ def test_ome_tiff_stays_first_choice(corpus: Path, tmp_path: Path) -> None:
     finally:
         slide.close()
     assert "format:" not in run_cli("info", path, check=True).stdout
+
+
+def test_svs_icc_profile_reaches_dicom(tmp_path: Path) -> None:
+    """An SVS's InterColorProfile (tag 34675), as Aperio GT450 scanners write one."""
+    import samples
+    from conftest import _distinct_icc
+
+    icc = _distinct_icc()
+    path = tmp_path / "icc.svs"
+    desc = "Aperio Image Library v12.0.0\r\n256x256 (128x128) JPEG/RGB Q=70|AppMag = 40|MPP = 0.25"
+    tifffile.imwrite(
+        path,
+        samples.tissue(256, 256),
+        photometric="rgb",
+        tile=(128, 128),
+        compression="jpeg",
+        description=desc,
+        iccprofile=icc,
+        metadata=None,
+    )
+    run_cli("convert", path, tmp_path / "out", "-q", check=True)
+    (volume,) = _by_flavour(tmp_path / "out", "VOLUME")
+    assert volume.OpticalPathSequence[0].ICCProfile == icc
+    assert float(volume.OpticalPathSequence[0].ObjectiveLensPower) == 40

@@ -53,10 +53,32 @@ def open_slide(
     if kind == "ome-tiff":
         from .ometiff import reader
 
+        if not _has_ome_xml(path):  # a scanner's TIFF dialect (OME-TIFF stays first choice)
+            from .wsitiff import reader as wsi_reader
+
+            return wsi_reader.read(path)
         return reader.read(path, timepoint=timepoint)
     from .dicom import reader as dicom_reader
 
     return dicom_reader.read(path, series=series)
+
+
+def _has_ome_xml(path: Path) -> bool:
+    """Whether the first IFD's ImageDescription holds OME-XML (OME-TIFF specification). A file
+    tifffile cannot open goes to the OME-TIFF reader, which says what is wrong with it."""
+    import tifffile
+
+    from .ometiff.reader import _TiffLog
+
+    with _TiffLog() as log:  # what tifffile logs is the OME-TIFF reader's to report
+        try:
+            with tifffile.TiffFile(path) as tf:
+                if not len(tf.pages):
+                    return True
+                text = tf.pages.first.description[:4096]
+        except Exception:
+            return True
+    return bool(log.messages) or "<OME" in text or ":OME" in text
 
 
 @dataclass(frozen=True)
@@ -265,6 +287,9 @@ def convert(
     """
     src, dst = Path(src), Path(dst)
     source_kind = sniff(src)
+    named_tiff = source_kind == "ome-tiff" and dst.suffix.lower() in TIFF_SUFFIXES
+    if to is None and named_tiff and not _has_ome_xml(src):
+        to = "ome-tiff"  # a scanner's TIFF (SVS, NDPI ...) named to become an OME-TIFF
     target = target_of(source_kind, dst, to)
     if target not in ("dicom", "ome-tiff"):
         raise UnsupportedError(f"unknown target format {target!r}", hint="use dicom or ome-tiff")

@@ -12,6 +12,7 @@ def describe(slide: Slide) -> dict[str, Any]:
     return {
         "source": slide.source,
         "slide_id": slide.slide_id,
+        "format": f"TIFF ({slide.dialect})" if slide.dialect else None,
         "images": [_image(i) for i in slide.images],
         "annotations": [
             {
@@ -89,6 +90,8 @@ def render_all(info: dict[str, Any]) -> str:
 def render(info: dict[str, Any]) -> str:
     """Human-readable text of :func:`describe`."""
     out = [f"{info['source']}  (slide id {info['slide_id']})"]
+    if info.get("format"):
+        out.append(f"format: {info['format']}")
     for im in info["images"]:
         px = im["pixel_size_um"]
         size = f"{px[0]:g} × {px[1]:g} µm/px" if px else "no pixel size"

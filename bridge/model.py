@@ -361,6 +361,16 @@ class Patient:
 
 
 @dataclass(frozen=True)
+class Equipment:
+    """The scanner, where the source names it (DICOM General Equipment, PS3.3 C.7.5.1:
+    Manufacturer, Manufacturer's Model Name, Device Serial Number); ``None`` stays "Unknown"."""
+
+    manufacturer: str | None = None
+    model: str | None = None
+    serial_number: str | None = None
+
+
+@dataclass(frozen=True)
 class DicomHeader:
     """The header of one source DICOM instance (Pixel Data and offset tables left out) as
     DICOM JSON (PS3.18 F.2), with the image and level it belongs to."""
@@ -404,6 +414,9 @@ class Slide:
     source: str | None = None
     warnings: tuple[str, ...] = ()
     close: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+    #: the source's TIFF dialect when it is not OME-TIFF ("Aperio SVS", "Hamamatsu NDPI", ...)
+    dialect: str | None = None
+    equipment: Equipment = Equipment()
 
     def volumes(self) -> Iterator[Image]:
         return (i for i in self.images if i.kind is ImageKind.VOLUME)

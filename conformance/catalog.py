@@ -299,6 +299,28 @@ _CHECKS = (
         "Tiled IFDs, sub-resolutions included, have tile width and length that are multiples "
         "of 16 (G3).",
     ),
+    # -- scanner TIFF dialects (no OME-XML) -----------------------------------------------------
+    Check(
+        "TIFF-dialect",
+        "tiff",
+        "tifffile dialect recognition (is_svs, is_qpi, is_ndpi, is_philips); "
+        "mappings/wsi_tiff_dialects.md",
+        "A TIFF without OME-XML is read as the scanner dialect tifffile recognises, or as a "
+        "generic pyramid (info naming it); a file in which no image series is found is an error.",
+    ),
+    Check(
+        "TIFF-levels",
+        "tiff",
+        "TIFF 6.0 NewSubfileType (reduced resolution); the dialect's level layout",
+        "The pyramid's levels strictly shrink, by the same factor in x and y (warning).",
+    ),
+    Check(
+        "TIFF-pixel-size",
+        "tiff",
+        "TIFF 6.0 XResolution, YResolution, ResolutionUnit; Aperio MPP",
+        "The dialect gives a physical pixel size; 72, 96 or 300 pixels per inch (or per cm) "
+        "are writers' defaults and count as none (warning: DICOM then needs --pixel-size).",
+    ),
     Check(
         "OME-roi-coordinates",
         "ome",

@@ -128,7 +128,7 @@ def check(
         report.add(_dicom(instances, report, deep=deep))
         report.add(_tools(instances, report, enabled=use_dicom3tools))
     for path, name in tiffs:
-        report.checks_run |= {c.id for c in CHECKS.values() if c.area == "ome"}
+        report.checks_run |= {c.id for c in CHECKS.values() if c.area in ("ome", "tiff")}
         try:
             report.add(
                 list(_guard("the OME-TIFF checks", name, lambda p=path, n=name: ome.check(p, n)))

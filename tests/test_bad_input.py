@@ -44,7 +44,8 @@ def test_empty_file(tmp_path: Path) -> None:
 def test_plain_tiff_without_ome_xml(tmp_path: Path) -> None:
     src = tmp_path / "plain.tif"
     tifffile.imwrite(src, samples.tissue(64, 64), photometric="rgb", tile=(16, 16))
-    _assert_refused(src, tmp_path, 2, "not an OME-TIFF")
+    # read as a generic TIFF (bridge/wsitiff), which has no pixel size to give DICOM
+    _assert_refused(src, tmp_path, 2, "no physical pixel size", "--pixel-size")
 
 
 def test_truncated_file(tmp_path: Path) -> None:

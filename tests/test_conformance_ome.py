@@ -50,11 +50,15 @@ def test_good_files_pass(good: Path, tmp_path: Path) -> None:
     assert ids(with_label, Severity.INFO) == {"OME-physical-size"}
 
 
-def test_plain_tiff_is_not_an_ome_tiff(tmp_path: Path) -> None:
+def test_plain_tiff_is_checked_as_a_generic_tiff(tmp_path: Path) -> None:
+    """No OME-XML: the TIFF-dialect checks run (conformance/wsitiff.py); a plain tiled TIFF
+    passes, with a warning that DICOM will need --pixel-size."""
     path = tmp_path / "plain.tif"
     tifffile.imwrite(path, samples.tissue(64, 64), photometric="rgb", tile=(16, 16))
     report = run(path)
-    assert ids(report) == {"OME-xml"} and report.exit_code == 1
+    assert report.exit_code == 0 and not ids(report)
+    assert ids(report, Severity.WARNING) == {"TIFF-pixel-size"}
+    assert ids(report, Severity.INFO) == {"TIFF-dialect"}
 
 
 def test_not_well_formed_xml(copy: Path) -> None:
@@ -225,3 +229,30 @@ def test_tags_that_cannot_describe_the_data(copy: Path, tag: str, value: int, ne
     assert ids(report) == {"OME-tiff-structure"}, report.sorted()
     assert needle in next(f.message for f in report.findings if f.id == "OME-tiff-structure")
     assert report.exit_code == 1
+
+
+def _svs(path: Path, level_sizes: list[tuple[int, int]]) -> Path:
+    """A small Aperio SVS (tiled uncompressed pages, the strip thumbnail second, as Aperio
+    writes it) whose levels have the given (w, h)."""
+    desc = "Aperio Image Library v12.0.0\r\n256x256 (64x64) RAW|AppMag = 20|MPP = 0.5"
+    with tifffile.TiffWriter(path) as tw:
+        for i, (width, height) in enumerate(level_sizes):
+            if i == 1:
+                tw.write(samples.tissue(32, 32), photometric="rgb", description=desc, metadata=None)
+            tw.write(
+                samples.tissue(height, width),
+                photometric="rgb",
+                tile=(64, 64),
+                description=desc,
+                metadata=None,
+            )
+    return path
+
+
+def test_scanner_tiff_levels_must_shrink_evenly(tmp_path: Path) -> None:
+    good = run(_svs(tmp_path / "good.svs", [(256, 256), (128, 128)]))
+    assert good.exit_code == 0 and not ids(good, Severity.WARNING) and not ids(good)
+    uneven = run(_svs(tmp_path / "uneven.svs", [(256, 256), (128, 64)]))
+    assert ids(uneven, Severity.WARNING) == {"TIFF-levels"} and uneven.exit_code == 0
+    growing = run(_svs(tmp_path / "growing.svs", [(256, 256), (320, 320)]))
+    assert ids(growing) == {"TIFF-levels"} and growing.exit_code == 1

@@ -115,6 +115,11 @@ def _disagreement(dataset: pydicom.Dataset, level: Level) -> str | None:
     return None
 
 
+def _lo(text: str | None) -> str:
+    """A Long String value (PS3.5 6.2, LO): one value (no backslash), at most 64 characters."""
+    return (text or "").replace("\\", "/").strip()[:64].strip()
+
+
 def _photometric_name(level: Level) -> str:
     """DICOM Photometric Interpretation for the level's encoded samples (C.8.12.4.1.5).
 
@@ -329,9 +334,11 @@ class SlideWriter:
             return self.pixel_size_override
         if image.pixel_size_um:
             return image.pixel_size_um
+        why = next((w for w in self.slide.warnings if "pixel size" in w), None)  # the reader's
         raise MetadataError(
             f"image {image.source_index} ({image.name or 'unnamed'}) has no physical pixel size "
-            "(OME PhysicalSizeX/PhysicalSizeY); DICOM WSI requires Pixel Spacing",
+            "(OME PhysicalSizeX/PhysicalSizeY); DICOM WSI requires Pixel Spacing"
+            + (f" ({why})" if why else ""),
             path=self.slide.source,
             hint="pass it with --pixel-size MICRONS (e.g. --pixel-size 0.25, or "
             "--pixel-size 0.25,0.26 for x,y)",
@@ -692,18 +699,19 @@ class SlideWriter:
         d.AcquisitionDateTime = dt(acquired)
         d.AccessionNumber = patient.accession_number or ""
         d.Modality = "SM"
-        d.Manufacturer = "Unknown"
+        equipment = self.slide.equipment
+        d.Manufacturer = _lo(equipment.manufacturer) or "Unknown"
         d.ReferringPhysicianName = patient.referring_physician or ""
         if patient.study_description:
             d.StudyDescription = patient.study_description
         d.SeriesDescription = patient.series_description or (self.slide.slide_id or "")[:64]
-        d.ManufacturerModelName = "Unknown"
+        d.ManufacturerModelName = _lo(equipment.model) or "Unknown"
         d.VolumetricProperties = "VOLUME"
         d.PatientName = patient.name or ""
         d.PatientID = patient.id or ""
         d.PatientBirthDate = patient.birth_date or ""
         d.PatientSex = patient.sex or ""
-        d.DeviceSerialNumber = "Unknown"
+        d.DeviceSerialNumber = _lo(equipment.serial_number) or "Unknown"
         d.SoftwareVersions = f"omedicom {__version__}"
         d.StudyInstanceUID = ident.study_uid
         d.SeriesInstanceUID = ident.series_uid

@@ -260,6 +260,7 @@ class DecodingSource:
         self.width, self.height = page.imagewidth, page.imagelength
         self.samples = page.samplesperpixel
         self.separate = page.planarconfig == 2 and self.samples > 1
+        self.tiled = page.is_tiled
         if page.is_tiled:
             self.seg_w, self.seg_h = page.tilewidth, page.tilelength
         else:
@@ -298,10 +299,13 @@ class DecodingSource:
                     raise ValueError("no data")
                 array = np.asarray(segment).reshape(shape[1], shape[2], shape[3])  # rows, cols
         samples = 1 if self.separate else self.samples
-        if array.shape[:2] < (self.seg_h, self.seg_w) or array.shape[2] != samples:
+        # the last strip holds only the rows left (TIFF 6.0 section 3, RowsPerStrip)
+        row = (index % (self.seg_nx * self.seg_ny)) // self.seg_nx
+        rows = self.seg_h if self.tiled else min(self.seg_h, self.height - row * self.seg_h)
+        if array.shape[0] < rows or array.shape[1] < self.seg_w or array.shape[2] != samples:
             raise InputError(
                 f"{what} decodes to {array.shape[1]}×{array.shape[0]} with {array.shape[2]} "
-                f"sample(s), the TIFF tags say {self.seg_w}×{self.seg_h} with {samples}: the "
+                f"sample(s), the TIFF tags say {self.seg_w}×{rows} with {samples}: the "
                 "file is damaged",
                 path=self.raw.path,
             )

@@ -66,7 +66,9 @@ def plan_level(slide: Slide, image: Image, level: Level) -> LevelPlan:
     mono = codec.samples_per_pixel == 1
     photometric = "minisblack" if mono else "rgb"
     aligned = cols % 16 == 0 and rows % 16 == 0
-    if codec.compression is Compression.JPEG and aligned:
+    # a TIFF-dialect source's LZW/Deflate/strip levels hand out decoded tiles only
+    decode_only = getattr(level.tiles, "decode_only", False)
+    if codec.compression is Compression.JPEG and aligned and not decode_only:
         options: dict[str, Any] = {"compression": "jpeg", "photometric": photometric}
         if codec.photometric is Photometric.YCBCR:
             options["subsampling"] = codec.subsampling
@@ -81,18 +83,20 @@ def plan_level(slide: Slide, image: Image, level: Level) -> LevelPlan:
                 info.jpeg_tables[2:-2] if info.jpeg_tables else b""
             )
         return LevelPlan(level, (rows, cols), options, True, strip)
-    if codec.compression is Compression.JPEG2000 and aligned:
+    if codec.compression is Compression.JPEG2000 and aligned and not decode_only:
         return LevelPlan(
             level, (rows, cols), {"compression": TIFF_JPEG2000, "photometric": photometric}, True
         )
-    if codec.compression is Compression.NONE and aligned:
+    if codec.compression is Compression.NONE and aligned and not decode_only:
         return LevelPlan(level, (rows, cols), {"photometric": photometric}, True)
     if codec.compression in (Compression.JPEG, Compression.JPEG2000, Compression.JPEGLS,
-                             Compression.NONE):  # fmt: skip
+                             Compression.NONE) or decode_only:  # fmt: skip
         size = min(RETILE, -(-max(level.size) // 16) * 16)
         tile = (rows, cols) if aligned else (size, size)  # keep the frame grid where TIFF can
         why = (
-            f"{codec.compression.value} cannot be stored in TIFF as it is"
+            f"the source's {codec.compression.value} strips or tiles are read decoded"
+            if decode_only
+            else f"{codec.compression.value} cannot be stored in TIFF as it is"
             if aligned
             else f"{cols}×{rows} frames are not a multiple of 16"
         )

@@ -37,6 +37,14 @@ def sniff(path: Path) -> str:
         return "dicom"
     if not head:
         raise InputError("the file is empty", path=path)
+    if path.name.lower().endswith(".companion.ome") or head.lstrip().startswith(b"<?xml"):
+        raise UnsupportedError(
+            "an OME-XML file (a companion file of a multi-file OME-TIFF set, or bare "
+            "metadata), not an image",
+            path=path,
+            hint="give one of the OME-TIFF files it names, or merge the set into one file "
+            "with bfconvert",
+        )
     raise InputError(
         "not a TIFF or DICOM file (unrecognised first bytes)",
         path=path,

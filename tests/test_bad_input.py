@@ -160,3 +160,17 @@ def test_bad_metadata_file(tmp_path: Path) -> None:
     meta = tmp_path / "meta.json"
     meta.write_text('{"PatientNmae": "typo"}')
     _assert_refused(src, tmp_path, 2, "unknown keys", "PatientNmae", args=("--metadata", meta))
+
+
+def test_companion_folder_and_file_say_what_to_give(corpus: Path, tmp_path: Path) -> None:
+    """A multi-file OME-TIFF set (viv's companion folder) is not read as DICOM: the folder
+    names its TIFF files, and the companion OME-XML file is called what it is."""
+    folder = corpus / "ome-tiff" / "viv__companion-multifile"
+    proc = run_cli("convert", folder, tmp_path / "out")
+    assert proc.returncode == 2
+    assert "OME companion file (multifile.companion.ome)" in proc.stderr
+    assert "multifile-Z1.ome.tiff" in proc.stderr
+    proc = run_cli("convert", folder / "multifile.companion.ome", tmp_path / "out")
+    assert proc.returncode == 3
+    assert "companion file of a multi-file OME-TIFF set" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()

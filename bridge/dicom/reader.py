@@ -91,6 +91,38 @@ def _sop_name(uid: str) -> str:
     return name if name != uid else f"SOP class {uid}"
 
 
+def _not_dicom_hint(paths: Sequence[str | os.PathLike[str]]) -> str:
+    """What to give instead, when a folder holds no DICOM: it may hold OME-TIFF files or an
+    OME companion file (a multi-file OME-TIFF set, which is read one file at a time)."""
+    tiffs: list[Path] = []
+    companions: list[Path] = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            continue
+        for entry in sorted(path.iterdir())[:10_000]:
+            name = entry.name.lower()
+            if name.endswith(".companion.ome"):
+                companions.append(entry)
+            elif name.endswith((".tif", ".tiff", ".svs", ".ndpi", ".qptiff")):
+                tiffs.append(entry)
+    if companions or tiffs:
+        what = (
+            f"an OME companion file ({companions[0].name}) and {len(tiffs)} TIFF file(s)"
+            if companions
+            else f"{len(tiffs)} TIFF file(s)"
+        )
+        return (
+            f"the folder holds {what}; omedicom converts one TIFF file at a time: give a "
+            f"file, e.g. {(tiffs or companions)[0]}"
+            + (
+                " (a multi-file OME-TIFF set is read per file; bfconvert can merge it)"
+                if companions
+                else ""
+            )
+        )
+    return "give a DICOM file or a folder holding one"
+
+
 def read(
     paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
@@ -102,9 +134,7 @@ def read(
     where = ", ".join(map(str, paths))
     files = collect(paths)
     if not files:
-        raise InputError(
-            "no DICOM files found", path=where, hint="give a DICOM file or a folder holding one"
-        )
+        raise InputError("no DICOM files found", path=where, hint=_not_dicom_hint(paths))
     headers: list[tuple[Path, Dataset]] = []
     others: list[str] = []
     annotations: list[Path] = []

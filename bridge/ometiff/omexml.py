@@ -51,6 +51,9 @@ class Channel:
     illumination_type: str | None = None
     contrast_method: str | None = None
     fluor: str | None = None
+    detector_id: str | None = None  # DetectorSettings/@ID
+    # the element's attributes, for the field-mapping engine (bridge.fieldmap)
+    attributes: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def rgba(self) -> tuple[int, int, int, int] | None:
@@ -102,6 +105,7 @@ class Image:
     acquisition_date: datetime | None = None
     objective_id: str | None = None
     annotation_refs: tuple[str, ...] = ()
+    instrument_id: str | None = None  # InstrumentRef/@ID
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,17 @@ class Objective:
     immersion: str | None = None
     manufacturer: str | None = None
     model: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    instrument_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """Instrument: its Microscope's and Detectors' attributes (for ``bridge.fieldmap``)."""
+
+    id: str
+    microscope: dict[str, str] | None = None
+    detectors: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -131,6 +146,9 @@ class Ome:
     objectives: dict[str, Objective]
     namespace: str
     comments: dict[str, Comment] = field(default_factory=dict)
+    instruments: dict[str, Instrument] = field(default_factory=dict)
+    # MapAnnotations: ID -> (Namespace, ((K, value), ...))
+    maps: dict[str, tuple[str | None, tuple[tuple[str, str], ...]]] = field(default_factory=dict)
     # Values that were not what the schema allows and were dropped, said in words.
     warnings: tuple[str, ...] = ()
 
@@ -239,6 +257,12 @@ def _date(text: str | None) -> datetime | None:
         return None
 
 
+def _ref(el: ET.Element, name: str) -> str | None:
+    """The ID attribute of child ``name`` (a reference such as InstrumentRef), or None."""
+    child = _child(el, name)
+    return child.get("ID") if child is not None else None
+
+
 def _text(el: ET.Element | None) -> str | None:
     return None if el is None else (el.text or "")
 
@@ -313,7 +337,15 @@ def parse(xml: str | bytes) -> Ome:
     namespace = root.tag[1:].split("}", 1)[0] if root.tag.startswith("{") else ""
     notes: list[str] = []
     objectives: dict[str, Objective] = {}
+    instruments: dict[str, Instrument] = {}
     for instrument in _children(root, "Instrument"):
+        iid = instrument.get("ID", "")
+        microscope = _child(instrument, "Microscope")
+        instruments[iid] = Instrument(
+            id=iid,
+            microscope=dict(microscope.attrib) if microscope is not None else None,
+            detectors={d.get("ID", ""): dict(d.attrib) for d in _children(instrument, "Detector")},
+        )
         for obj in _children(instrument, "Objective"):
             objectives[obj.get("ID", "")] = Objective(
                 id=obj.get("ID", ""),
@@ -322,6 +354,8 @@ def parse(xml: str | bytes) -> Ome:
                 immersion=obj.get("Immersion"),
                 manufacturer=obj.get("Manufacturer"),
                 model=obj.get("Model"),
+                attributes=dict(obj.attrib),
+                instrument_id=iid,
             )
     images = [_image(image, notes) for image in _children(root, "Image")]
     comments = {}
@@ -333,7 +367,24 @@ def parse(xml: str | bytes) -> Ome:
             description=_text(_child(comment, "Description")),
             value=_text(_child(comment, "Value")) or "",
         )
-    return Ome(root.get("UUID"), tuple(images), objectives, namespace, comments, tuple(notes))
+    maps = {}
+    for mapped in _children(annotations, "MapAnnotation") if annotations is not None else ():
+        value = _child(mapped, "Value")
+        pairs = tuple(
+            (m.get("K", ""), m.text or "")
+            for m in (_children(value, "M") if value is not None else ())
+        )
+        maps[mapped.get("ID", "")] = (mapped.get("Namespace"), pairs)
+    return Ome(
+        root.get("UUID"),
+        tuple(images),
+        objectives,
+        namespace,
+        comments,
+        instruments=instruments,
+        warnings=tuple(notes),
+        maps=maps,
+    )
 
 
 def _pixels(px: ET.Element, notes: list[str]) -> Pixels:
@@ -358,6 +409,8 @@ def _pixels(px: ET.Element, notes: list[str]) -> Pixels:
             illumination_type=ch.get("IlluminationType"),
             contrast_method=ch.get("ContrastMethod"),
             fluor=ch.get("Fluor"),
+            detector_id=_ref(ch, "DetectorSettings"),
+            attributes=dict(ch.attrib),
         )
         for ch in _children(px, "Channel")
     )
@@ -423,5 +476,6 @@ def _image(image: ET.Element, notes: list[str]) -> Image:
         description=_text(_child(image, "Description")),
         acquisition_date=_date(_text(_child(image, "AcquisitionDate"))),
         objective_id=settings.get("ID") if settings is not None else None,
+        instrument_id=_ref(image, "InstrumentRef"),
         annotation_refs=tuple(ref.get("ID", "") for ref in _children(image, "AnnotationRef")),
     )

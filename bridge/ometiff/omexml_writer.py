@@ -20,7 +20,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .. import __version__, tables
+from .. import __version__, fieldmap, specimen, tables
 from ..model import Image, ImageKind, Slide
 from .positions import stage_from_origin
 
@@ -170,10 +170,10 @@ def _build_new(
         OME,
         Channel,
         CommentAnnotation,
-        Instrument,
+        DetectorSettings,
+        InstrumentRef,
         Map,
         MapAnnotation,
-        Objective,
         ObjectiveSettings,
         Pixels,
         StructuredAnnotations,
@@ -191,12 +191,7 @@ def _build_new(
         channels = []
         for k, ch in enumerate(image.channels or ()):
             entry: dict[str, Any] = {"id": f"Channel:{n}:{k}", "samples_per_pixel": samples}
-            if ch.name:
-                entry["name"] = ch.name
-            if ch.excitation_nm:
-                entry["excitation_wavelength"] = ch.excitation_nm
-            if ch.emission_nm:
-                entry["emission_wavelength"] = ch.emission_nm
+            entry.update(fieldmap.to_ome("channel", ch))
             if ch.color:
                 r, g, b, a = ch.color
                 entry["color"] = (r, g, b, a / 255)
@@ -235,23 +230,15 @@ def _build_new(
             entry["acquisition_date"] = image.acquired
         if image.description:
             entry["description"] = image.description
-        if image.objective and (
-            image.objective.magnification or image.objective.numerical_aperture
-        ):
-            objective_id = f"Objective:{len(instruments)}:0"
-            instruments.append(
-                Instrument(
-                    id=f"Instrument:{len(instruments)}",
-                    objectives=[
-                        Objective(
-                            id=objective_id,
-                            nominal_magnification=image.objective.magnification,
-                            lens_na=image.objective.numerical_aperture,
-                        )
-                    ],
-                )
-            )
-            entry["objective_settings"] = ObjectiveSettings(id=objective_id)
+        instrument = _instrument(image, len(instruments))
+        if instrument is not None:
+            instruments.append(instrument)
+            if instrument.objectives:
+                entry["objective_settings"] = ObjectiveSettings(id=instrument.objectives[0].id)
+            if instrument.detectors and channels:
+                for channel in channels:
+                    channel.detector_settings = DetectorSettings(id=instrument.detectors[0].id)
+            entry["instrument_ref"] = InstrumentRef(id=instrument.id)
         refs = []
         for header in slide.carriers.dicom:
             if header.image_index != image.source_index:
@@ -273,6 +260,11 @@ def _build_new(
             aid = f"Annotation:{len(comments) + len(maps)}"
             maps.append(MapAnnotation(id=aid, namespace=DICOM_IDS_NS, value=Map(ms=_ids(slide))))
             refs.append(aid)
+        if image.kind is ImageKind.VOLUME and slide.specimen and specimen.ome_pairs(slide.specimen):
+            aid = f"Annotation:{len(comments) + len(maps)}"
+            pairs = [Map.M(k=k, value=v) for k, v in specimen.ome_pairs(slide.specimen)]
+            maps.append(MapAnnotation(id=aid, namespace=specimen.NAMESPACE, value=Map(ms=pairs)))
+            refs.append(aid)
         if refs:
             from ome_types.model import AnnotationRef
 
@@ -286,6 +278,26 @@ def _build_new(
         instruments=instruments,
         structured_annotations=annotations,
     )
+
+
+def _instrument(image: Image, number: int) -> Any:
+    """An OME Instrument with the image's Microscope, Detector and Objective (the fields of
+    ``mappings/fields.toml``, through ``bridge.fieldmap``), or None when it has none."""
+    from ome_types.model import Detector, Instrument, Microscope, Objective
+
+    objective = fieldmap.to_ome("objective", image.objective)
+    microscope = fieldmap.to_ome("microscope", image.microscope)
+    detector = fieldmap.to_ome("detector", image.detector)
+    if not (objective or microscope or detector):
+        return None
+    parts: dict[str, Any] = {"id": f"Instrument:{number}"}
+    if microscope:
+        parts["microscope"] = Microscope(**microscope)
+    if objective:
+        parts["objectives"] = [Objective(id=f"Objective:{number}:0", **objective)]
+    if detector:
+        parts["detectors"] = [Detector(id=f"Detector:{number}:0", **detector)]
+    return Instrument(**parts)
 
 
 def _planes(image: Image, size_c: int) -> list[Any]:

@@ -83,18 +83,37 @@ def build(
                     f"{str(exc).splitlines()[0][:200]}); the standard attributes are used instead"
                 )
         if ome is not None and len(ome.images) == len(images):
-            xml = _update_carried(ome, images, layout, file_name, file_uuid)
+            xml = _update_carried(ome, images, layout, file_name, file_uuid, slide)
             if split is not None:  # the original ROIs, Mask and Label included
                 try:
                     return join_rois(xml, split)
                 except ValueError:  # the head did not come back as it went: do it whole
                     ome = ome_types.from_xml(carried, validate=False)
-                    return [_update_carried(ome, images, layout, file_name, file_uuid)]
+                    return [_update_carried(ome, images, layout, file_name, file_uuid, slide)]
             if has_rois(carried):
                 return [xml]
             return _with_rois(xml, slide, images)
     xml = ome_types.to_xml(_build_new(slide, images, layout, file_name, file_uuid))
     return _with_rois(xml, slide, images)
+
+
+def _add_specimen(ome: Any, slide: Slide) -> None:
+    """Add the slide's specimen (stains given with ``--specimen``, or read from DICOM) to a
+    carried document as a MapAnnotation (``bridge.specimen``), unless it has one already."""
+    from ome_types.model import AnnotationRef, Map, MapAnnotation, StructuredAnnotations
+
+    pairs = specimen.ome_pairs(slide.specimen) if slide.specimen else []
+    if not pairs or not ome.images:
+        return
+    if ome.structured_annotations is None:
+        ome.structured_annotations = StructuredAnnotations()
+    maps = ome.structured_annotations.map_annotations
+    if any(m.namespace == specimen.NAMESPACE for m in maps):
+        return
+    aid = "Annotation:omedicom-specimen"
+    ms = [Map.M(k=k, value=v) for k, v in pairs]
+    maps.append(MapAnnotation(id=aid, namespace=specimen.NAMESPACE, value=Map(ms=ms)))
+    ome.images[0].annotation_refs.append(AnnotationRef(id=aid))
 
 
 def _with_rois(xml: str, slide: Slide, images: Sequence[Image]) -> list[str]:
@@ -120,10 +139,11 @@ def _tiff_data(layout: tuple[int, int], file_name: str, file_uuid: str) -> Any:
 
 
 def _update_carried(
-    ome: Any, images: Sequence[Image], layout: dict, file_name: str, file_uuid: str
+    ome: Any, images: Sequence[Image], layout: dict, file_name: str, file_uuid: str, slide: Slide
 ) -> str:
     import ome_types
 
+    _add_specimen(ome, slide)
     ome.uuid = file_uuid
     ome.creator = CREATOR
     by_index = {image.source_index: image for image in images}

@@ -222,7 +222,10 @@ def from_dicom(scope: str, item: Any, notes: list[str] | None = None) -> dict[st
                 continue
             out[row.model] = number
             continue
-        text = str(value).strip()
+        if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+            text = "\\".join(str(v) for v in value).strip()  # PS3.5 6.4: values joined by \
+        else:
+            text = str(value).strip()
         if row.format:
             prefix, _, suffix = row.format.partition("{}")
             if not (text.startswith(prefix) and text.endswith(suffix)):

@@ -208,14 +208,11 @@ def from_dicom(dataset: Any) -> Specimen | None:
         item = dataset.SpecimenDescriptionSequence[0]
     except (AttributeError, IndexError, KeyError, TypeError):
         return None
-    staining = tables.code("specimen", "staining")
     substance = tables.code("specimen", "using_substance")
     stains: list[Code] = []
     for step in item.get("SpecimenPreparationSequence", None) or ():
         content = step.get("SpecimenPreparationStepContentItemSequence", None) or ()
-        if not any(
-            _name(c) == ("111701", "DCM") and _concept(c)[:2] == staining[:2] for c in content
-        ):
+        if not any(_name(c) == ("111701", "DCM") and _is_staining(_concept(c)) for c in content):
             continue
         for c in content:
             if _name(c) != substance[:2]:
@@ -231,6 +228,13 @@ def from_dicom(dataset: Any) -> Specimen | None:
         stains=tuple(dict.fromkeys(stains)),
         description=str(description) if description else None,
     )
+
+
+def _is_staining(code: Code) -> bool:
+    """A CID 8111 processing type that is a staining: Staining (SCT 127790008) or a kind of
+    it (e.g. "Fluorescent staining", as IDC's HTAN series write)."""
+    staining = tables.code("specimen", "staining")
+    return code[:2] == staining[:2] or code[2].lower().endswith("staining")
 
 
 def _name(content: Any) -> tuple[str, str]:

@@ -260,7 +260,8 @@ def test_idc_json_headers_to_standard_ome_fields(
         detector=dicom_reader._detector(ds),
     )
     slide = Slide(slide_id="s", images=(image,), specimen=specimen.from_dicom(ds))
-    xml = "".join(omexml_writer.build(slide, [image], "s.ome.tiff", "urn:uuid:00000000-0000-0000-0000-000000000000"))
+    uuid = "urn:uuid:00000000-0000-0000-0000-000000000000"
+    xml = "".join(omexml_writer.build(slide, [image], "s.ome.tiff", uuid))
     for (path, attribute), value in expected.items():
         assert value in _attr(xml, path, attribute), (path, attribute, _attr(xml, path, attribute))
     assert [v for k, v in _map(xml, specimen.NAMESPACE) if k == "Stain"] == stains

@@ -17,6 +17,7 @@ CID 8112; TEXT for a substance that has no code) per stain.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -56,11 +57,14 @@ def stain_code(entry: Any) -> Code:
     raise ValueError(f"{entry!r} is not a stain of PS3.16 CID 8112")
 
 
+@functools.cache
 def _cid_8112() -> dict[str, Code]:
     """CID 8112 (Tissue Stains) by lower-case meaning, from pydicom's copy of PS3.16."""
-    from pydicom.sr import _cid_dict
-    from pydicom.sr.codedict import codes
-
+    try:  # pydicom's generated copy of PS3.16; a private module, so it may move
+        from pydicom.sr import _cid_dict
+        from pydicom.sr.codedict import codes
+    except ImportError:
+        return {}
     out = {}
     for scheme, keywords in _cid_dict.cid_concepts.get(8112, {}).items():
         for keyword in keywords:

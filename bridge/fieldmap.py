@@ -275,7 +275,7 @@ def readme_table() -> str:
         how += "" if row.engine else f"; applied by {row.handler}"
         cells = [
             row.scope,
-            f"`{row.model}`",
+            f"`{row.model}`" if row.model else "—",
             f"`{row.ome}`" if row.ome else "—",
             f"`{row.dicom}`" if row.dicom else "—",
             row.unit or "",

@@ -6,14 +6,17 @@ Run after changing fields.toml: ``python scripts/mapping_readme.py``. A test
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from bridge.fieldmap import readme_with_table
-
-README = Path(__file__).resolve().parents[1] / "mappings" / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "mappings" / "README.md"
 
 
 def main() -> None:
+    sys.path.insert(0, str(ROOT))  # this checkout's bridge/ and mappings/, not an installed copy
+    from bridge.fieldmap import readme_with_table
+
     README.write_text(readme_with_table(README.read_text(encoding="utf-8")), encoding="utf-8")
 
 

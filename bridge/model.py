@@ -189,6 +189,10 @@ class Channel:
     illumination: str | None = None
     contrast: str | None = None
     fluor: str | None = None
+    # (cut-in, cut-out) nm of the excitation / emission filter (OME Filter TransmittanceRange,
+    # DICOM Light / Image Path Filter Pass Band)
+    excitation_band_nm: tuple[float, float] | None = None
+    emission_band_nm: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)

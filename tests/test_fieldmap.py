@@ -46,7 +46,8 @@ def _xml(size_z: int = 1) -> str:
  <Detector ID="Detector:0" Manufacturer="Base" Model="Base" SerialNumber="Base" Type="CCD"/>
  <Objective ID="Objective:0" NominalMagnification="20" LensNA="0.75" Immersion="Air"
   Correction="PlanApo" Manufacturer="Base" Model="Base" SerialNumber="Base"/>
- <Filter ID="Filter:0"><TransmittanceRange CutIn="400" CutOut="450"/></Filter>
+ <Filter ID="Filter:ex" Type="ShortPass"><TransmittanceRange CutIn="400" CutOut="450"/></Filter>
+ <Filter ID="Filter:em"><TransmittanceRange CutIn="500" CutOut="550"/></Filter>
 </Instrument>
 <Image ID="Image:0" Name="base">
  <AcquisitionDate>2019-01-01T00:00:00</AcquisitionDate>
@@ -59,6 +60,7 @@ def _xml(size_z: int = 1) -> str:
   <Channel ID="Channel:0:0" Name="base" SamplesPerPixel="1" ExcitationWavelength="488"
    EmissionWavelength="520" Fluor="base" Color="-16776961" IlluminationType="Transmitted">
    <DetectorSettings ID="Detector:0" Binning="1x1"/>
+   <LightPath><ExcitationFilterRef ID="Filter:ex"/><EmissionFilterRef ID="Filter:em"/></LightPath>
   </Channel>
   <TiffData IFD="0" PlaneCount="{size_z}"/>
   <Plane TheZ="0" TheC="0" TheT="0" ExposureTime="10"/>
@@ -81,7 +83,16 @@ def _local(tag: str) -> str:
 
 
 def _ome_targets(root: ET.Element, path: str) -> tuple[list[ET.Element], str | None]:
-    """The elements an OME path names and the attribute (None: the element text)."""
+    """The elements an OME path names and the attribute (None: the element text). In
+    ``A>B``, A is the path of a reference element and B the path of what its ID names."""
+    if ">" in path:
+        reference, target = path.split(">", 1)
+        refs, _ = _ome_targets(root, reference)
+        if not refs:
+            return [], None
+        parts = target.split("/")
+        parts[1] += f"[@ID={refs[0].get('ID')}]"
+        path = "/".join(parts)
     parts = path.split("/")
     attribute = parts[-1][1:] if parts[-1].startswith("@") else None
     if attribute is not None:
@@ -95,8 +106,9 @@ def _ome_targets(root: ET.Element, path: str) -> tuple[list[ET.Element], str | N
             for child in el:
                 if _local(child.tag) != name:
                     continue
-                if condition.startswith("@K="):
-                    if child.get("K") != condition[3:]:
+                if condition.startswith("@"):
+                    key, _, wanted = condition[1:].partition("=")
+                    if child.get(key) != wanted:
                         continue
                 elif condition and child.get("Namespace") != condition:
                     continue
@@ -259,6 +271,12 @@ CASES: dict[str, Case] = {
     "channel.excitation_nm:LightPathFilterPassThroughWavelength": Case("561", _num(561)),
     "channel.emission_nm": Case("461", _num(461), 700, "700.0"),
     "channel.fluor": Case("Hoechst 33342"),
+    "channel.excitation_band_nm": Case(
+        "405", lambda v: [int(x) for x in v[0]] == [405, 450], [380, 420], "380.0"
+    ),
+    "channel.emission_band_nm": Case(
+        "505", lambda v: [int(x) for x in v[0]] == [505, 550], [600, 650], "600.0"
+    ),
     "channel.color": Case(
         "65535", lambda v: _palette_top(v) == (0, 0, 255), _set_palette_green, "16711935"
     ),
@@ -279,7 +297,7 @@ CASES: dict[str, Case] = {
         "eosin", _code("36879007"), _set_stain, "water soluble eosin stain [SCT:36879007]"
     ),
     "Image/Pixels/Plane/@ExposureTime": Case("25.5"),
-    "Instrument/Filter/TransmittanceRange/@CutIn": Case("410"),
+    "Instrument/Filter/@Type": Case("BandPass"),
     "Instrument/Laser/@Model": Case("Coherent OBIS 405"),
     "Image/Pixels/Channel/DetectorSettings/@Binning": Case("2x2"),
     "specimen.description": Case("FFPE, 4 µm", _text("FFPE, 4 µm"), "frozen", "frozen"),

@@ -499,7 +499,23 @@ def _channel(pid: str, item: Dataset | None, path: Path) -> Channel:
     if item is None:
         return Channel(id=pid)
     _check_positive(item, "channel", path)
-    return Channel(id=pid, color=_channel_color(item), **fieldmap.from_dicom("channel", item))
+    return Channel(
+        id=pid,
+        color=_channel_color(item),
+        excitation_band_nm=_band(item, "LightPathFilterPassBand"),
+        emission_band_nm=_band(item, "ImagePathFilterPassBand"),
+        **fieldmap.from_dicom("channel", item),
+    )
+
+
+def _band(item: Dataset, keyword: str) -> tuple[float, float] | None:
+    """A filter's pass band (PS3.3 C.8.12.5.1.1, US x 2, nm): two numbers, low < high."""
+    values = _values(item.get(keyword))
+    try:
+        low, high = (float(v) for v in values)
+    except (TypeError, ValueError):
+        return None
+    return (low, high) if 0 < low < high else None
 
 
 def _channel_color(item: Dataset) -> tuple[int, int, int, int] | None:

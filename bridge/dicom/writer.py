@@ -891,6 +891,13 @@ class SlideWriter:
             item.IlluminationTypeCodeSequence = illumination
             for keyword, value in fieldmap.to_dicom("channel", channel):
                 setattr(item, keyword, value)
+            bands = {
+                "LightPathFilterPassBand": channel.excitation_band_nm if channel else None,
+                "ImagePathFilterPassBand": channel.emission_band_nm if channel else None,
+            }
+            for keyword, band in bands.items():
+                if band is not None:  # US, whole nm (C.8.12.5.1.1)
+                    setattr(item, keyword, [round(band[0]), round(band[1])])
             if not (channel and channel.excitation_nm):
                 item.IlluminationColorCodeSequence = [
                     code_item(tables.code("illumination_color", "full_spectrum"))

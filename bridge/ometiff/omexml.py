@@ -52,6 +52,10 @@ class Channel:
     contrast_method: str | None = None
     fluor: str | None = None
     detector_id: str | None = None  # DetectorSettings/@ID
+    # Filter IDs of LightPath/ExcitationFilterRef, EmissionFilterRef; FilterSetRef/@ID
+    excitation_filter_ids: tuple[str, ...] = ()
+    emission_filter_ids: tuple[str, ...] = ()
+    filter_set_id: str | None = None
     # the element's attributes, for the field-mapping engine (bridge.fieldmap)
     attributes: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -137,6 +141,9 @@ class Instrument:
     id: str
     microscope: dict[str, str] | None = None
     detectors: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Filter ID -> its TransmittanceRange's attributes; FilterSet ID -> (excitation, emission)
+    filters: dict[str, dict[str, str]] = field(default_factory=dict)
+    filter_sets: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -263,6 +270,11 @@ def _ref(el: ET.Element, name: str) -> str | None:
     return child.get("ID") if child is not None else None
 
 
+def _refs(el: ET.Element | None, name: str) -> tuple[str, ...]:
+    """The ID attributes of every child ``name`` of ``el`` (references), in order."""
+    return () if el is None else tuple(c.get("ID", "") for c in _children(el, name))
+
+
 def _text(el: ET.Element | None) -> str | None:
     return None if el is None else (el.text or "")
 
@@ -345,6 +357,16 @@ def parse(xml: str | bytes) -> Ome:
             id=iid,
             microscope=dict(microscope.attrib) if microscope is not None else None,
             detectors={d.get("ID", ""): dict(d.attrib) for d in _children(instrument, "Detector")},
+            filters={
+                f.get("ID", ""): dict(r.attrib)
+                if (r := _child(f, "TransmittanceRange")) is not None
+                else {}
+                for f in _children(instrument, "Filter")
+            },
+            filter_sets={
+                s.get("ID", ""): (_refs(s, "ExcitationFilterRef"), _refs(s, "EmissionFilterRef"))
+                for s in _children(instrument, "FilterSet")
+            },
         )
         for obj in _children(instrument, "Objective"):
             objectives[obj.get("ID", "")] = Objective(
@@ -410,6 +432,9 @@ def _pixels(px: ET.Element, notes: list[str]) -> Pixels:
             contrast_method=ch.get("ContrastMethod"),
             fluor=ch.get("Fluor"),
             detector_id=_ref(ch, "DetectorSettings"),
+            excitation_filter_ids=_refs(_child(ch, "LightPath"), "ExcitationFilterRef"),
+            emission_filter_ids=_refs(_child(ch, "LightPath"), "EmissionFilterRef"),
+            filter_set_id=_ref(ch, "FilterSetRef"),
             attributes=dict(ch.attrib),
         )
         for ch in _children(px, "Channel")

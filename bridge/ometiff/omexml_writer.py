@@ -250,9 +250,11 @@ def _build_new(
             entry["acquisition_date"] = image.acquired
         if image.description:
             entry["description"] = image.description
-        instrument = _instrument(image, len(instruments))
+        number = len(instruments)
+        instrument = _instrument(image, number)
         if instrument is not None:
             instruments.append(instrument)
+            _light_paths(channels, instrument, number)
             if instrument.objectives:
                 entry["objective_settings"] = ObjectiveSettings(id=instrument.objectives[0].id)
             if instrument.detectors and channels:
@@ -303,12 +305,24 @@ def _build_new(
 def _instrument(image: Image, number: int) -> Any:
     """An OME Instrument with the image's Microscope, Detector and Objective (the fields of
     ``mappings/fields.toml``, through ``bridge.fieldmap``), or None when it has none."""
-    from ome_types.model import Detector, Instrument, Microscope, Objective
+    from ome_types.model import Detector, Filter, Instrument, Microscope, Objective
+    from ome_types.model import TransmittanceRange as Range
 
     objective = fieldmap.to_ome("objective", image.objective)
     microscope = fieldmap.to_ome("microscope", image.microscope)
     detector = fieldmap.to_ome("detector", image.detector)
-    if not (objective or microscope or detector):
+    filters = [
+        Filter(
+            id=_filter_id(number, k, kind),
+            transmittance_range=Range(
+                cut_in=band[0], cut_in_unit="nm", cut_out=band[1], cut_out_unit="nm"
+            ),
+        )
+        for k, channel in enumerate(image.channels)
+        for kind, band in (("ex", channel.excitation_band_nm), ("em", channel.emission_band_nm))
+        if band is not None
+    ]
+    if not (objective or microscope or detector or filters):
         return None
     parts: dict[str, Any] = {"id": f"Instrument:{number}"}
     if microscope:
@@ -317,7 +331,28 @@ def _instrument(image: Image, number: int) -> Any:
         parts["objectives"] = [Objective(id=f"Objective:{number}:0", **objective)]
     if detector:
         parts["detectors"] = [Detector(id=f"Detector:{number}:0", **detector)]
+    if filters:
+        parts["filters"] = filters
     return Instrument(**parts)
+
+
+def _filter_id(number: int, channel: int, kind: str) -> str:
+    return f"Filter:{number}:{channel}:{kind}"
+
+
+def _light_paths(channels: list[Any], instrument: Any, number: int) -> None:
+    """Each Channel's LightPath references its excitation and emission Filter (OME 2016-06
+    LightPath ExcitationFilterRef / EmissionFilterRef), the way back of the DICOM pass bands."""
+    from ome_types.model import FilterRef, LightPath
+
+    ids = {f.id for f in instrument.filters}
+    for k, channel in enumerate(channels):
+        ex, em = _filter_id(number, k, "ex"), _filter_id(number, k, "em")
+        if ex in ids or em in ids:
+            channel.light_path = LightPath(
+                excitation_filters=[FilterRef(id=ex)] if ex in ids else [],
+                emission_filters=[FilterRef(id=em)] if em in ids else [],
+            )
 
 
 def _planes(image: Image, size_c: int) -> list[Any]:

@@ -419,9 +419,12 @@ def _sub_pages(tf: tifffile.TiffFile, page: tifffile.TiffPage) -> list[tifffile.
     return out
 
 
-def _channel(ch: omexml.Channel, warnings: list[str]) -> Channel:
+def _channel(
+    ch: omexml.Channel, warnings: list[str], instrument: omexml.Instrument | None = None
+) -> Channel:
     """A Channel: the mapped fields from ``mappings/fields.toml`` (``bridge.fieldmap``), the
-    structural ones (ID, SamplesPerPixel) and those a handler owns (Color, IlluminationType)."""
+    structural ones (ID, SamplesPerPixel) and those a handler owns (Color, IlluminationType,
+    the filters' pass bands)."""
     mapped = fieldmap.from_ome("channel", ch.attributes, warnings, f"Channel {ch.id} ")
     return Channel(
         id=ch.id,
@@ -429,8 +432,36 @@ def _channel(ch: omexml.Channel, warnings: list[str]) -> Channel:
         color=ch.rgba,
         illumination=ch.illumination_type,
         contrast=ch.contrast_method,
+        excitation_band_nm=_band(instrument, ch, excitation=True),
+        emission_band_nm=_band(instrument, ch, excitation=False),
         **mapped,
     )
+
+
+def _band(
+    instrument: omexml.Instrument | None, ch: omexml.Channel, *, excitation: bool
+) -> tuple[float, float] | None:
+    """(CutIn, CutOut) nm of the channel's first excitation (emission) filter: its LightPath's
+    filter, else its FilterSet's (OME Filter/TransmittanceRange, UnitsLength default nm).
+    None when there is none or it is not a band (two positive lengths, CutIn < CutOut)."""
+    if instrument is None:
+        return None
+    ids = ch.excitation_filter_ids if excitation else ch.emission_filter_ids
+    if not ids and ch.filter_set_id in instrument.filter_sets:
+        ids = instrument.filter_sets[ch.filter_set_id][0 if excitation else 1]
+    for fid in ids:
+        attributes = instrument.filters.get(fid, {})
+        try:
+            cut = [
+                tables.length_to_um(float(attributes[key]), attributes.get(key + "Unit") or "nm")
+                * 1e3
+                for key in ("CutIn", "CutOut")
+            ]
+        except (KeyError, ValueError, MetadataError):
+            continue
+        if 0 < cut[0] < cut[1] and all(map(np.isfinite, cut)):
+            return (cut[0], cut[1])
+    return None
 
 
 def _objective(ome: omexml.Ome, ome_image: omexml.Image, notes: list[str]) -> Objective | None:
@@ -504,7 +535,8 @@ def _read_image(
     timepoint: int | None = None,
 ) -> Image | None:
     pixels = ome_image.pixels
-    channels = tuple(_channel(ch, warnings) for ch in pixels.channels)
+    instrument = _instrument(ome, ome_image)
+    channels = tuple(_channel(ch, warnings, instrument) for ch in pixels.channels)
     spp = channels[0].samples_per_pixel if channels else 1
     size_c = pixels.size_c // spp if pixels.size_c >= spp else pixels.size_c
     sizes = {"Z": pixels.size_z, "C": max(1, size_c), "T": pixels.size_t}

@@ -13,7 +13,10 @@ LensNA, Immersion, Manufacturer, Model); Image (ID, Name, AcquisitionDate, Descr
 ObjectiveSettings/@ID); Pixels (DimensionOrder, Type, Size*, PhysicalSize* + units,
 SignificantBits, Interleaved); Channel (ID, Name, SamplesPerPixel, Color, Excitation/
 EmissionWavelength + units, IlluminationType, ContrastMethod, Fluor); TiffData (IFD, FirstZ,
-FirstC, FirstT, PlaneCount, UUID + FileName); Plane (TheZ, TheC, TheT, PositionX/Y/Z + units).
+FirstC, FirstT, PlaneCount, UUID + FileName); Plane (TheZ, TheC, TheT, PositionX/Y/Z + units);
+Instrument/Microscope, Detector, Filter/TransmittanceRange, FilterSet and the Objective's, the
+Channel's attributes as they are (``bridge.fieldmap`` maps them, ``mappings/fields.toml``);
+Image/InstrumentRef, Channel/DetectorSettings, LightPath, FilterSetRef; MapAnnotations (K, value).
 """
 
 from __future__ import annotations

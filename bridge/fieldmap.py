@@ -207,7 +207,7 @@ def from_dicom(scope: str, item: Any, notes: list[str] | None = None) -> dict[st
         if value is None or value == "" or (isinstance(value, list) and not value):
             continue
         if row.codes:
-            found = _reverse_code(row.codes, value)
+            found = reverse_code(row.codes, value)
             if found is not None:
                 out[row.model] = found
             continue
@@ -236,7 +236,7 @@ def from_dicom(scope: str, item: Any, notes: list[str] | None = None) -> dict[st
     return out
 
 
-def _reverse_code(group: str, sequence: Any) -> str | None:
+def reverse_code(group: str, sequence: Any) -> str | None:
     """The table key whose code is the first item of a code sequence, or None."""
     try:
         first = sequence[0]

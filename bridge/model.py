@@ -193,6 +193,8 @@ class Channel:
     # DICOM Light / Image Path Filter Pass Band)
     excitation_band_nm: tuple[float, float] | None = None
     emission_band_nm: tuple[float, float] | None = None
+    # the light source: a key of mappings/codes.toml [illuminator_type] (OME element/Type)
+    illuminator: str | None = None
 
 
 @dataclass(frozen=True)

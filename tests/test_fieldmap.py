@@ -42,7 +42,8 @@ def _xml(size_z: int = 1) -> str:
 <OME xmlns="{NS}">
 <Instrument ID="Instrument:0">
  <Microscope Manufacturer="Base" Model="Base" SerialNumber="Base" Type="Upright"/>
- <Laser ID="LightSource:0" Model="Base"/>
+ <Laser ID="LightSource:1" Model="Base"/>
+ <Arc ID="LightSource:0" Type="Xe"/>
  <Detector ID="Detector:0" Manufacturer="Base" Model="Base" SerialNumber="Base" Type="CCD"/>
  <Objective ID="Objective:0" NominalMagnification="20" LensNA="0.75" Immersion="Air"
   Correction="PlanApo" Manufacturer="Base" Model="Base" SerialNumber="Base"/>
@@ -59,6 +60,7 @@ def _xml(size_z: int = 1) -> str:
   PhysicalSizeZ="2" PhysicalSizeZUnit="µm">
   <Channel ID="Channel:0:0" Name="base" SamplesPerPixel="1" ExcitationWavelength="488"
    EmissionWavelength="520" Fluor="base" Color="-16776961" IlluminationType="Transmitted">
+   <LightSourceSettings ID="LightSource:0"/>
    <DetectorSettings ID="Detector:0" Binning="1x1"/>
    <LightPath><ExcitationFilterRef ID="Filter:ex"/><EmissionFilterRef ID="Filter:em"/></LightPath>
   </Channel>
@@ -271,6 +273,7 @@ CASES: dict[str, Case] = {
     "channel.excitation_nm:LightPathFilterPassThroughWavelength": Case("561", _num(561)),
     "channel.emission_nm": Case("461", _num(461), 700, "700.0"),
     "channel.fluor": Case("Hoechst 33342"),
+    "channel.illuminator": Case("Hg", _code("445685008"), "arc/hg", "Hg"),
     "channel.excitation_band_nm": Case(
         "405", lambda v: [int(x) for x in v[0]] == [405, 450], [380, 420], "380.0"
     ),

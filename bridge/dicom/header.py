@@ -152,6 +152,7 @@ KEYWORDS: dict[str, tuple[int, str]] = {
     "IlluminationColorCodeSequence": (0x00480108, "SQ"),
     "ObjectiveLensPower": (0x00480112, "DS"),
     "ObjectiveLensNumericalAperture": (0x00480113, "DS"),
+    "IlluminatorTypeCodeSequence": (0x00480100, "SQ"),
     "PaletteColorLookupTableSequence": (0x00480120, "SQ"),
     "NumberOfOpticalPaths": (0x00480302, "UL"),
     "TotalPixelMatrixFocalPlanes": (0x00480303, "UL"),

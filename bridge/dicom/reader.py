@@ -504,6 +504,9 @@ def _channel(pid: str, item: Dataset | None, path: Path) -> Channel:
         color=_channel_color(item),
         excitation_band_nm=_band(item, "LightPathFilterPassBand"),
         emission_band_nm=_band(item, "ImagePathFilterPassBand"),
+        illuminator=fieldmap.reverse_code(
+            "illuminator_type", item.get("IlluminatorTypeCodeSequence")
+        ),
         **fieldmap.from_dicom("channel", item),
     )
 

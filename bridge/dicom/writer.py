@@ -898,6 +898,10 @@ class SlideWriter:
             for keyword, band in bands.items():
                 if band is not None:  # US, whole nm (C.8.12.5.1.1)
                     setattr(item, keyword, [round(band[0]), round(band[1])])
+            source = channel.illuminator if channel else None
+            illuminator = tables.code("illuminator_type", source) if source else None
+            if illuminator:  # CID 8125
+                item.IlluminatorTypeCodeSequence = [code_item(illuminator)]
             if not (channel and channel.excitation_nm):
                 item.IlluminationColorCodeSequence = [
                     code_item(tables.code("illumination_color", "full_spectrum"))

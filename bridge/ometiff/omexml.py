@@ -59,6 +59,7 @@ class Channel:
     excitation_filter_ids: tuple[str, ...] = ()
     emission_filter_ids: tuple[str, ...] = ()
     filter_set_id: str | None = None
+    light_source_id: str | None = None  # LightSourceSettings/@ID
     # the element's attributes, for the field-mapping engine (bridge.fieldmap)
     attributes: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -147,6 +148,8 @@ class Instrument:
     # Filter ID -> its TransmittanceRange's attributes; FilterSet ID -> (excitation, emission)
     filters: dict[str, dict[str, str]] = field(default_factory=dict)
     filter_sets: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
+    # light source ID -> its kind: the element name, with "/Type" for Arc and Filament
+    light_sources: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -273,6 +276,12 @@ def _ref(el: ET.Element, name: str) -> str | None:
     return child.get("ID") if child is not None else None
 
 
+#: The LightSource substitution group of ome-2016-06.xsd.
+_LIGHT_SOURCES = frozenset(
+    {"Laser", "Arc", "Filament", "LightEmittingDiode", "GenericExcitationSource"}
+)
+
+
 def _refs(el: ET.Element | None, name: str) -> tuple[str, ...]:
     """The ID attributes of every child ``name`` of ``el`` (references), in order."""
     return () if el is None else tuple(c.get("ID", "") for c in _children(el, name))
@@ -366,6 +375,12 @@ def parse(xml: str | bytes) -> Ome:
                 else {}
                 for f in _children(instrument, "Filter")
             },
+            light_sources={
+                s.get("ID", ""): _local(s.tag)
+                + (f"/{s.get('Type')}" if _local(s.tag) in ("Arc", "Filament") else "")
+                for s in instrument
+                if _local(s.tag) in _LIGHT_SOURCES
+            },
             filter_sets={
                 s.get("ID", ""): (_refs(s, "ExcitationFilterRef"), _refs(s, "EmissionFilterRef"))
                 for s in _children(instrument, "FilterSet")
@@ -438,6 +453,7 @@ def _pixels(px: ET.Element, notes: list[str]) -> Pixels:
             excitation_filter_ids=_refs(_child(ch, "LightPath"), "ExcitationFilterRef"),
             emission_filter_ids=_refs(_child(ch, "LightPath"), "EmissionFilterRef"),
             filter_set_id=_ref(ch, "FilterSetRef"),
+            light_source_id=_ref(ch, "LightSourceSettings"),
             attributes=dict(ch.attrib),
         )
         for ch in _children(px, "Channel")

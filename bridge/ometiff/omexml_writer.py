@@ -322,7 +322,8 @@ def _instrument(image: Image, number: int) -> Any:
         for kind, band in (("ex", channel.excitation_band_nm), ("em", channel.emission_band_nm))
         if band is not None
     ]
-    if not (objective or microscope or detector or filters):
+    sources = _light_sources(image, number)
+    if not (objective or microscope or detector or filters or sources):
         return None
     parts: dict[str, Any] = {"id": f"Instrument:{number}"}
     if microscope:
@@ -333,7 +334,38 @@ def _instrument(image: Image, number: int) -> Any:
         parts["detectors"] = [Detector(id=f"Detector:{number}:0", **detector)]
     if filters:
         parts["filters"] = filters
+    for field, element in sources:
+        parts.setdefault(field, []).append(element)
     return Instrument(**parts)
+
+
+#: OME light source element -> ome-types Instrument field and class name.
+_SOURCE_FIELDS = {
+    "Laser": ("lasers", "Laser"),
+    "LightEmittingDiode": ("light_emitting_diodes", "LightEmittingDiode"),
+    "Filament": ("filaments", "Filament"),
+    "Arc": ("arcs", "Arc"),
+}
+
+
+def _light_sources(image: Image, number: int) -> list[tuple[str, Any]]:
+    """(Instrument field, element) of each channel's light source (mappings/codes.toml
+    [illuminator_type] keys: the element name, "/Type" for Arc and Filament)."""
+    import ome_types.model as model
+
+    out = []
+    for k, channel in enumerate(image.channels):
+        kind, _, kind_type = (channel.illuminator or "").partition("/")
+        if kind not in _SOURCE_FIELDS:
+            continue
+        field, name = _SOURCE_FIELDS[kind]
+        extra = {"type": kind_type} if kind_type else {}
+        out.append((field, getattr(model, name)(id=_source_id(number, k), **extra)))
+    return out
+
+
+def _source_id(number: int, channel: int) -> str:
+    return f"LightSource:{number}:{channel}"
 
 
 def _filter_id(number: int, channel: int, kind: str) -> str:
@@ -341,10 +373,15 @@ def _filter_id(number: int, channel: int, kind: str) -> str:
 
 
 def _light_paths(channels: list[Any], instrument: Any, number: int) -> None:
-    """Each Channel's LightPath references its excitation and emission Filter (OME 2016-06
-    LightPath ExcitationFilterRef / EmissionFilterRef), the way back of the DICOM pass bands."""
-    from ome_types.model import FilterRef, LightPath
+    """Each Channel's LightSourceSettings and LightPath reference its light source and its
+    excitation and emission Filter (OME 2016-06 LightPath ExcitationFilterRef /
+    EmissionFilterRef): the way back of the DICOM illuminator type and pass bands."""
+    from ome_types.model import FilterRef, LightPath, LightSourceSettings
 
+    sources = {s.id for s in instrument.light_source_group}
+    for k, channel in enumerate(channels):
+        if _source_id(number, k) in sources:
+            channel.light_source_settings = LightSourceSettings(id=_source_id(number, k))
     ids = {f.id for f in instrument.filters}
     for k, channel in enumerate(channels):
         ex, em = _filter_id(number, k, "ex"), _filter_id(number, k, "em")

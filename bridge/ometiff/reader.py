@@ -434,6 +434,7 @@ def _channel(
         contrast=ch.contrast_method,
         excitation_band_nm=_band(instrument, ch, excitation=True),
         emission_band_nm=_band(instrument, ch, excitation=False),
+        illuminator=instrument.light_sources.get(ch.light_source_id or "") if instrument else None,
         **mapped,
     )
 

@@ -151,6 +151,11 @@ def build_parser(*, extensions: bool = True) -> argparse.ArgumentParser:
     conv.add_argument(
         "--metadata", metavar="FILE.json", help="patient/study identity as DICOM keywords"
     )
+    conv.add_argument(
+        "--specimen",
+        metavar="FILE.json",
+        help='stains and specimen description, e.g. {"stains": ["hematoxylin", "eosin"]}',
+    )
     conv.add_argument("--patient-name", metavar="NAME", help="DICOM PN, e.g. Doe^Jane")
     conv.add_argument("--patient-id", metavar="ID")
     conv.add_argument("--study-uid", metavar="UID", help="Study Instance UID to join")
@@ -259,6 +264,7 @@ def _convert(args: argparse.Namespace) -> int:
         codec=args.codec,
         lossy=args.lossy,
         annotations=args.annotations,
+        specimen=args.specimen,
     )
     if deidentify:  # issue 14 (bridge/deid/hooks.py)
         from .deid.hooks import convert_deidentified

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, OutputError, UnsupportedError
-from .model import Patient, Slide
+from .model import Patient, Slide, Specimen
 
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
@@ -287,6 +287,7 @@ def convert(
     codec: str | None = None,
     lossy: int | None = None,
     annotations: str | os.PathLike[str] | None = None,
+    specimen: str | os.PathLike[str] | None = None,
 ) -> Result:
     """Convert ``src`` to ``dst``. The direction comes from the source unless ``to`` says.
 
@@ -309,6 +310,10 @@ def convert(
     options = _Options(
         slide_id, pixel_size_um, patient, codec, lossy, Path(annotations) if annotations else None
     )
+    if specimen is not None:  # read before anything is opened or written
+        from .specimen import load
+
+        options = dataclasses.replace(options, specimen=load(specimen))
     if all_timepoints:
         if target != "dicom":
             raise UnsupportedError("--all-timepoints writes DICOM series; use --to dicom")
@@ -334,6 +339,7 @@ class _Options:
     codec: str | None
     lossy: int | None
     annotations: Path | None = None
+    specimen: Specimen | None = None  # --specimen: stains and description
 
 
 def _open(src: Path, series: str | None, timepoint: int | None, options: _Options) -> Slide:
@@ -344,6 +350,15 @@ def _open(src: Path, series: str | None, timepoint: int | None, options: _Option
         slide = dataclasses.replace(slide, patient=options.patient)
     if options.annotations is not None:
         slide = _add_geojson(slide, options.annotations)
+    if options.specimen is not None:
+        given = options.specimen  # its stains and description replace the source's
+        base = slide.specimen or Specimen()
+        merged = dataclasses.replace(
+            base,
+            stains=given.stains or base.stains,
+            description=given.description or base.description,
+        )
+        slide = dataclasses.replace(slide, specimen=merged)
     return slide
 
 

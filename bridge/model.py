@@ -189,17 +189,67 @@ class Channel:
     illumination: str | None = None
     contrast: str | None = None
     fluor: str | None = None
+    # (cut-in, cut-out) nm of the excitation / emission filter (OME Filter TransmittanceRange,
+    # DICOM Light / Image Path Filter Pass Band)
+    excitation_band_nm: tuple[float, float] | None = None
+    emission_band_nm: tuple[float, float] | None = None
+    # the light source: a key of mappings/codes.toml [illuminator_type] (OME element/Type)
+    illuminator: str | None = None
 
 
 @dataclass(frozen=True)
 class Objective:
-    """OME Objective / DICOM Objective Lens Power, Numerical Aperture, Lenses Code Sequence."""
+    """OME Objective / DICOM Objective Lens Power, Numerical Aperture, Lenses Code Sequence.
+
+    ``immersion`` and ``correction`` hold the OME enumeration values (Immersion, Correction).
+    Which field goes where is ``mappings/fields.toml``.
+    """
 
     magnification: float | None = None
     numerical_aperture: float | None = None
     immersion: str | None = None
     manufacturer: str | None = None
     model: str | None = None
+    correction: str | None = None
+    serial: str | None = None
+
+
+@dataclass(frozen=True)
+class Microscope:
+    """The acquisition device: OME Instrument/Microscope, DICOM General/Enhanced General
+    Equipment (Manufacturer, Manufacturer's Model Name, Device Serial Number, Software Versions,
+    PS3.3 C.7.5.1, C.7.5.2). ``software`` is the scanner's, never the converter's."""
+
+    manufacturer: str | None = None
+    model: str | None = None
+    serial: str | None = None
+    software: str | None = None
+    type: str | None = None  # OME Microscope/@Type (Upright, Inverted, ...)
+
+
+@dataclass(frozen=True)
+class Detector:
+    """OME Instrument/Detector; DICOM: a Contributing Equipment Sequence item (PS3.3 C.7.5.1)
+    whose purpose is Acquisition Equipment. ``type`` is the OME DetectorType value (CCD, ...)."""
+
+    manufacturer: str | None = None
+    model: str | None = None
+    serial: str | None = None
+    type: str | None = None
+
+
+@dataclass(frozen=True)
+class Specimen:
+    """The specimen on the slide and how it was stained: DICOM Specimen Description Sequence
+    item with a staining Specimen Preparation Step (PS3.3 C.8.12.2.1, TID 8001/8003); OME has no
+    stain element, so OME keeps it in a MapAnnotation (``bridge.specimen``).
+
+    ``stains`` are CID 8112 codes ``(value, scheme, meaning)``; ``description`` free text."""
+
+    identifier: str | None = None
+    uid: str | None = None
+    stains: tuple[tuple[str, str, str], ...] = ()
+    description: str | None = None
 
 
 @dataclass(frozen=True)
@@ -230,6 +280,8 @@ class Image:
     acquired: datetime | None = None
     description: str | None = None
     objective: Objective | None = None
+    microscope: Microscope | None = None
+    detector: Detector | None = None
     icc_profile: bytes | None = field(default=None, repr=False)
     source_index: int = 0
     time_points: int = 1  # OME SizeT; DICOM WSI has no time axis
@@ -411,6 +463,7 @@ class Slide:
     annotations: tuple[AnnotationGroup, ...] = ()
     patient: Patient = Patient()
     carriers: Carriers = Carriers()
+    specimen: Specimen | None = None
     source: str | None = None
     warnings: tuple[str, ...] = ()
     close: Callable[[], None] | None = field(default=None, compare=False, repr=False)

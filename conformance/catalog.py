@@ -104,6 +104,21 @@ _CHECKS = (
         "size and of the stored DS text (G1).",
     ),
     Check(
+        "WSI-physics-magnification",
+        "wsi",
+        "PS3.3 C.8.12.5 (Objective Lens Power), C.7.6.16.2.1 (Pixel Spacing); s = p / M",
+        "The base level's column Pixel Spacing fits the first Objective Lens Power: with the "
+        "sensor pixel unknown, the typical 0.25 µm at 40× with a plausibility band of 0.25-3× "
+        "(warning outside); a 10× mismatch is an error (a value in the wrong unit).",
+    ),
+    Check(
+        "WSI-physics-z",
+        "wsi",
+        "PS3.3 C.7.6.16.2.1 (Spacing Between Slices), C.8.12.2 (Z Offset)",
+        "Spacing Between Slices agrees with the median step of the base level's Z Offsets "
+        "(focal planes in separate instances): more than 15% off is a warning, 10× an error.",
+    ),
+    Check(
         "WSI-imaged-volume",
         "wsi",
         "PS3.3 C.8.12.4.1.2 (Imaged Volume Width, Height, Depth)",
@@ -282,6 +297,22 @@ _CHECKS = (
         "OME Pixels/@PhysicalSizeX, @PhysicalSizeY (PositiveFloat, UnitsLength)",
         "PhysicalSizeX and PhysicalSizeY are present (warning when absent), positive, and in a "
         "physical length unit.",
+    ),
+    Check(
+        "OME-physics-magnification",
+        "ome",
+        "OME Objective NominalMagnification/CalibratedMagnification, Pixels PhysicalSizeX, "
+        "DetectorSettings Binning; s = p × binning / M_eff",
+        "PhysicalSizeX fits the Image's objective (CalibratedMagnification when given): with "
+        "the sensor pixel unknown, the typical 0.25 µm at 40× with a plausibility band of "
+        "0.25-3× (warning outside); a 10× mismatch is an error (nm written as µm).",
+    ),
+    Check(
+        "OME-physics-z",
+        "ome",
+        "OME Pixels PhysicalSizeZ, Plane PositionZ",
+        "PhysicalSizeZ agrees with the median step of the Planes' PositionZ: more than 15% off "
+        "is a warning, 10× an error.",
     ),
     Check(
         "OME-tiff-structure",

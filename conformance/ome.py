@@ -21,7 +21,7 @@ from lxml import etree
 from bridge import tables
 from bridge.ometiff.omexml import DIMENSION_ORDERS
 
-from . import ome_roi
+from . import ome_roi, physics
 from .catalog import finding
 from .findings import Finding, Severity
 
@@ -289,6 +289,7 @@ def _check(
         )
     yield from _pyramids(images, files, where)
     yield from _tiles(tf, where)
+    yield from physics.check_ome(root, where)
     yield from ome_roi.check(root, images, name)
 
 

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from . import ann, dicom3tools, ome, roundtrip, vrlength, wsi
+from . import ann, dicom3tools, ome, physics, roundtrip, vrlength, wsi
 from .catalog import CHECKS, finding
 from .dicomfiles import Instance, ReadError, integer, read, sniff, uid
 from .findings import Finding, KnownFalsePositive, Report, Severity
@@ -198,6 +198,7 @@ def _dicom(instances: list[Instance], report: Report, *, deep: bool) -> Iterator
             )
     for p in pyramids:
         yield from _guard("the pyramid checks", p.base.name, lambda p=p: wsi.check_pyramid(p))
+        yield from _guard("the physics checks", p.base.name, lambda p=p: physics.check_pyramid(p))
     yield from _guard(
         "the Pyramid UID check", None, lambda: wsi.check_pyramid_uids(instances, pyramids)
     )

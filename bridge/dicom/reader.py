@@ -24,6 +24,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
+from .. import fieldmap, specimen, tables
 from ..codecs import jpeg, jpeg2000, sniff
 from ..errors import InputError, MetadataError, SeveralSlidesError
 from ..model import (
@@ -32,10 +33,12 @@ from ..model import (
     Channel,
     Codec,
     Compression,
+    Detector,
     DicomHeader,
     Image,
     ImageKind,
     Level,
+    Microscope,
     Objective,
     Patient,
     Photometric,
@@ -309,6 +312,7 @@ def _build(
         images=tuple(images),
         annotations=tuple(groups_found),
         patient=_patient(first),
+        specimen=specimen.from_dicom(first),
         carriers=Carriers(ome_xml=ome_xml, dicom=tuple(headers), tiff=tiff_info),
         source=where,
         warnings=tuple(warnings),
@@ -502,6 +506,8 @@ def _image(
             acquired=_datetime(base.get("AcquisitionDateTime")),
             description=_text(base, "PyramidDescription"),
             objective=_objective(item0, base_path),
+            microscope=_microscope(base),
+            detector=_detector(base),
             icc_profile=icc,
             source_index=index,
         ),
@@ -518,43 +524,79 @@ def _optional(item: Dataset, keyword: str, name: str, path: Path) -> float | Non
 
 
 def _channel(pid: str, item: Dataset | None, path: Path) -> Channel:
+    """A Channel from an Optical Path item: the fields of ``mappings/fields.toml`` through
+    ``bridge.fieldmap``, the colour from the palette (its handler, below)."""
     if item is None:
         return Channel(id=pid)
-    color = None
-    if "PaletteColorLookupTableSequence" in item:  # the LUT's last entry is the channel colour
-        lut = item.PaletteColorLookupTableSequence[0]
-        try:
-            last = [
-                int.from_bytes(bytes(lut[f"{k}PaletteColorLookupTableData"].value)[-2:], "little")
-                for k in ("Red", "Green", "Blue")
-            ]
-            color = (last[0] >> 8, last[1] >> 8, last[2] >> 8, 255)
-        except (KeyError, TypeError):
-            color = None
+    _check_positive(item, "channel", path)
     return Channel(
         id=pid,
-        name=_text(item, "OpticalPathDescription"),
-        excitation_nm=_optional(item, "IlluminationWaveLength", "Illumination Wave Length", path),
-        emission_nm=_optional(
-            item,
-            "ImagePathFilterPassThroughWavelength",
-            "Image Path Filter Pass-Through Wavelength",
-            path,
+        color=_channel_color(item),
+        excitation_band_nm=_band(item, "LightPathFilterPassBand"),
+        emission_band_nm=_band(item, "ImagePathFilterPassBand"),
+        illuminator=fieldmap.reverse_code(
+            "illuminator_type", item.get("IlluminatorTypeCodeSequence")
         ),
-        color=color,  # type: ignore[arg-type]
+        **fieldmap.from_dicom("channel", item),
     )
+
+
+def _band(item: Dataset, keyword: str) -> tuple[float, float] | None:
+    """A filter's pass band (PS3.3 C.8.12.5.1.1, US x 2, nm): two numbers, low < high."""
+    values = _values(item.get(keyword))
+    try:
+        low, high = (float(v) for v in values)
+    except (TypeError, ValueError):
+        return None
+    return (low, high) if 0 < low < high else None
+
+
+def _channel_color(item: Dataset) -> tuple[int, int, int, int] | None:
+    """The last entry of a Palette Color Lookup Table: the channel's colour (r, g, b, 255)."""
+    if "PaletteColorLookupTableSequence" not in item:
+        return None
+    lut = item.PaletteColorLookupTableSequence[0]
+    try:
+        last = [
+            int.from_bytes(bytes(lut[f"{k}PaletteColorLookupTableData"].value)[-2:], "little")
+            for k in ("Red", "Green", "Blue")
+        ]
+    except (KeyError, TypeError):
+        return None
+    return (last[0] >> 8, last[1] >> 8, last[2] >> 8, 255)
+
+
+def _check_positive(item: Dataset, scope: str, path: Path) -> None:
+    """A numeric mapped attribute that is present must be a finite positive number (the
+    reader refuses a damaged one, as it did before the table: ``geometry.finite``)."""
+    for row in fieldmap.scope_rows(scope):
+        if row.type == "float" and row.keyword and not row.codes and row.direction == "both":
+            _optional(item, row.keyword, row.keyword, path)
 
 
 def _objective(item: Dataset | None, path: Path) -> Objective | None:
     if item is None:
         return None
-    power = _optional(item, "ObjectiveLensPower", "Objective Lens Power", path)
-    na = _optional(
-        item, "ObjectiveLensNumericalAperture", "Objective Lens Numerical Aperture", path
-    )
-    if power is None and na is None:
-        return None
-    return Objective(magnification=power, numerical_aperture=na)
+    _check_positive(item, "objective", path)
+    mapped = fieldmap.from_dicom("objective", item)
+    return Objective(**mapped) if mapped else None
+
+
+def _microscope(ds: Dataset) -> Microscope | None:
+    """Enhanced General Equipment (PS3.3 C.7.5.2) -> the microscope ("Unknown" is none)."""
+    mapped = fieldmap.from_dicom("microscope", ds)
+    return Microscope(**mapped) if mapped else None
+
+
+def _detector(ds: Dataset) -> Detector | None:
+    """The Contributing Equipment item whose purpose is Acquisition Equipment (CID 7005)."""
+    wanted = tables.code("equipment_purpose", "acquisition")
+    for item in ds.get("ContributingEquipmentSequence", None) or ():
+        codes = item.get("PurposeOfReferenceCodeSequence", None) or ()
+        if any(str(c.get("CodeValue", "")) == wanted[0] for c in codes):
+            mapped = fieldmap.from_dicom("detector", item)
+            return Detector(**mapped) if mapped else None
+    return None
 
 
 def _values(value: Any) -> list[Any]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import __version__, tables
+from .. import __version__, fieldmap, specimen, tables
 from ..codecs import jpeg, transcode
 from ..errors import InputError, MetadataError, UnsupportedError
 from ..model import (
@@ -699,20 +699,16 @@ class SlideWriter:
         d.AcquisitionDateTime = dt(acquired)
         d.AccessionNumber = patient.accession_number or ""
         d.Modality = "SM"
-        equipment = self.slide.equipment
-        d.Manufacturer = _lo(equipment.manufacturer) or "Unknown"
         d.ReferringPhysicianName = patient.referring_physician or ""
         if patient.study_description:
             d.StudyDescription = patient.study_description
         d.SeriesDescription = patient.series_description or (self.slide.slide_id or "")[:64]
-        d.ManufacturerModelName = _lo(equipment.model) or "Unknown"
         d.VolumetricProperties = "VOLUME"
         d.PatientName = patient.name or ""
         d.PatientID = patient.id or ""
         d.PatientBirthDate = patient.birth_date or ""
         d.PatientSex = patient.sex or ""
-        d.DeviceSerialNumber = _lo(equipment.serial_number) or "Unknown"
-        d.SoftwareVersions = f"omedicom {__version__}"
+        self._equipment(d, image)
         d.StudyInstanceUID = ident.study_uid
         d.SeriesInstanceUID = ident.series_uid
         d.StudyID = patient.study_id or ""
@@ -725,6 +721,8 @@ class SlideWriter:
             d.PyramidUID = pyramid_uid
             if image.name:
                 d.PyramidLabel = image.name[:64]
+            if image.description:
+                d.PyramidDescription = image.description[:64]
         d.DimensionOrganizationType = "TILED_FULL"
         dim = Dataset()
         dim.DimensionOrganizationUID = generate_uid()
@@ -795,7 +793,7 @@ class SlideWriter:
         d.SharedFunctionalGroupsSequence = [shared]
 
         self._optical_paths(d, image, plan.channels, level)
-        self._specimen(d)
+        self._specimen(d, image)
         d.AcquisitionContextSequence = []
         if image.kind is ImageKind.LABEL:
             d.LabelText = ""
@@ -899,8 +897,6 @@ class SlideWriter:
             channel = channels[index] if index < len(channels) else None
             item = Dataset()
             item.OpticalPathIdentifier = str(index + 1)
-            if channel and channel.name:
-                item.OpticalPathDescription = channel.name[:1024]
             illumination = []
             for key in (channel.illumination, channel.contrast) if channel else ():
                 found = tables.code("illumination_type", key) if key else None
@@ -910,24 +906,25 @@ class SlideWriter:
                 default = "Epifluorescence" if fluorescence else "Brightfield"
                 illumination = [code_item(tables.code("illumination_type", default))]
             item.IlluminationTypeCodeSequence = illumination
-            if channel and channel.excitation_nm:
-                item.IlluminationWaveLength = float(channel.excitation_nm)
-                item.LightPathFilterPassThroughWavelength = round(channel.excitation_nm)
-            else:
+            for keyword, value in fieldmap.to_dicom("channel", channel):
+                setattr(item, keyword, value)
+            bands = {
+                "LightPathFilterPassBand": channel.excitation_band_nm if channel else None,
+                "ImagePathFilterPassBand": channel.emission_band_nm if channel else None,
+            }
+            for keyword, band in bands.items():
+                if band is not None:  # US, whole nm (C.8.12.5.1.1)
+                    setattr(item, keyword, [round(band[0]), round(band[1])])
+            source = channel.illuminator if channel else None
+            illuminator = tables.code("illuminator_type", source) if source else None
+            if illuminator:  # CID 8125
+                item.IlluminatorTypeCodeSequence = [code_item(illuminator)]
+            if not (channel and channel.excitation_nm):
                 item.IlluminationColorCodeSequence = [
                     code_item(tables.code("illumination_color", "full_spectrum"))
                 ]
-            if channel and channel.emission_nm:
-                item.ImagePathFilterPassThroughWavelength = round(channel.emission_nm)
-            objective = image.objective
-            if objective:
-                if objective.magnification:
-                    item.ObjectiveLensPower = ds(objective.magnification)
-                if objective.numerical_aperture:
-                    item.ObjectiveLensNumericalAperture = ds(objective.numerical_aperture)
-                lens = tables.code("lenses", objective.immersion) if objective.immersion else None
-                if lens:
-                    item.LensesCodeSequence = [code_item(lens)]
+            for keyword, value in fieldmap.to_dicom("objective", image.objective):
+                setattr(item, keyword, value)
             palette = mono and channel is not None and channel.color is not None
             if palette and channel.color[:3] != (255, 255, 255):
                 _palette(item, channel.color[:3], level.codec.bits)
@@ -941,15 +938,56 @@ class SlideWriter:
         d.NumberOfOpticalPaths = len(items)
         d.OpticalPathSequence = items
 
-    def _specimen(self, d: Dataset) -> None:
-        """Specimen module (C.7.6.22): the slide as container, one specimen on it."""
+    def _specimen(self, d: Dataset, image: Image) -> None:
+        """Specimen module (C.7.6.22): the slide as container, one specimen on it, with its
+        staining step when the slide has stains (``bridge.specimen``, TID 8001)."""
         ident = self.identity
         d.ContainerIdentifier = ident.container_id[:64]
         d.IssuerOfTheContainerIdentifierSequence = []
         d.ContainerTypeCodeSequence = [code_item(tables.code("container_type", "slide"))]
-        specimen = Dataset()
-        specimen.SpecimenIdentifier = ident.container_id[:64]
-        specimen.SpecimenUID = ident.specimen_uid
-        specimen.IssuerOfTheSpecimenIdentifierSequence = []
-        specimen.SpecimenPreparationSequence = []
-        d.SpecimenDescriptionSequence = [specimen]
+        d.SpecimenDescriptionSequence = [
+            specimen.dicom_item(self.slide.specimen, ident.container_id, ident.specimen_uid)
+        ]
+
+    def _equipment(self, d: Dataset, image: Image) -> None:
+        """Enhanced General Equipment (C.7.5.2, all Type 1) from the microscope, "Unknown" where
+        the source does not say; Contributing Equipment (C.7.5.1): the detector as Acquisition
+        Equipment and this converter as Modifying Equipment (CID 7005), never mixed with the
+        scanner's own Manufacturer and Software Versions."""
+        d.Manufacturer = "Unknown"
+        d.ManufacturerModelName = "Unknown"
+        d.DeviceSerialNumber = "Unknown"
+        d.SoftwareVersions = "Unknown"
+        for keyword, value in fieldmap.to_dicom("microscope", image.microscope):
+            setattr(d, keyword, value)
+        # a scanner TIFF dialect names the scanner for the whole slide (bridge/wsitiff)
+        scanner = self.slide.equipment
+        for keyword, value in (
+            ("Manufacturer", scanner.manufacturer),
+            ("ManufacturerModelName", scanner.model),
+            ("DeviceSerialNumber", scanner.serial_number),
+        ):
+            if value and d.get(keyword) == "Unknown":
+                setattr(d, keyword, _lo(value))
+        equipment = []
+        detector = list(fieldmap.to_dicom("detector", image.detector))
+        if detector:
+            item = Dataset()
+            item.Manufacturer = "Unknown"
+            for keyword, value in detector:
+                setattr(item, keyword, value)
+            item.PurposeOfReferenceCodeSequence = [
+                code_item(tables.code("equipment_purpose", "acquisition"))
+            ]
+            equipment.append(item)
+        converter = Dataset()
+        converter.Manufacturer = "omedicom"
+        converter.ManufacturerModelName = "omedicom"
+        converter.SoftwareVersions = __version__
+        converter.ContributionDateTime = dt(self.identity.now)
+        converter.ContributionDescription = "converted to DICOM by omedicom"
+        converter.PurposeOfReferenceCodeSequence = [
+            code_item(tables.code("equipment_purpose", "converter"))
+        ]
+        equipment.append(converter)
+        d.ContributingEquipmentSequence = equipment

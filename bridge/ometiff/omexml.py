@@ -13,7 +13,10 @@ LensNA, Immersion, Manufacturer, Model); Image (ID, Name, AcquisitionDate, Descr
 ObjectiveSettings/@ID); Pixels (DimensionOrder, Type, Size*, PhysicalSize* + units,
 SignificantBits, Interleaved); Channel (ID, Name, SamplesPerPixel, Color, Excitation/
 EmissionWavelength + units, IlluminationType, ContrastMethod, Fluor); TiffData (IFD, FirstZ,
-FirstC, FirstT, PlaneCount, UUID + FileName); Plane (TheZ, TheC, TheT, PositionX/Y/Z + units).
+FirstC, FirstT, PlaneCount, UUID + FileName); Plane (TheZ, TheC, TheT, PositionX/Y/Z + units);
+Instrument/Microscope, Detector, Filter/TransmittanceRange, FilterSet and the Objective's, the
+Channel's attributes as they are (``bridge.fieldmap`` maps them, ``mappings/fields.toml``);
+Image/InstrumentRef, Channel/DetectorSettings, LightPath, FilterSetRef; MapAnnotations (K, value).
 """
 
 from __future__ import annotations
@@ -51,6 +54,14 @@ class Channel:
     illumination_type: str | None = None
     contrast_method: str | None = None
     fluor: str | None = None
+    detector_id: str | None = None  # DetectorSettings/@ID
+    # Filter IDs of LightPath/ExcitationFilterRef, EmissionFilterRef; FilterSetRef/@ID
+    excitation_filter_ids: tuple[str, ...] = ()
+    emission_filter_ids: tuple[str, ...] = ()
+    filter_set_id: str | None = None
+    light_source_id: str | None = None  # LightSourceSettings/@ID
+    # the element's attributes, for the field-mapping engine (bridge.fieldmap)
+    attributes: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def rgba(self) -> tuple[int, int, int, int] | None:
@@ -102,6 +113,7 @@ class Image:
     acquisition_date: datetime | None = None
     objective_id: str | None = None
     annotation_refs: tuple[str, ...] = ()
+    instrument_id: str | None = None  # InstrumentRef/@ID
 
 
 @dataclass(frozen=True)
@@ -122,6 +134,22 @@ class Objective:
     immersion: str | None = None
     manufacturer: str | None = None
     model: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    instrument_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """Instrument: its Microscope's and Detectors' attributes (for ``bridge.fieldmap``)."""
+
+    id: str
+    microscope: dict[str, str] | None = None
+    detectors: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Filter ID -> its TransmittanceRange's attributes; FilterSet ID -> (excitation, emission)
+    filters: dict[str, dict[str, str]] = field(default_factory=dict)
+    filter_sets: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
+    # light source ID -> its kind: the element name, with "/Type" for Arc and Filament
+    light_sources: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -131,6 +159,9 @@ class Ome:
     objectives: dict[str, Objective]
     namespace: str
     comments: dict[str, Comment] = field(default_factory=dict)
+    instruments: dict[str, Instrument] = field(default_factory=dict)
+    # MapAnnotations: ID -> (Namespace, ((K, value), ...))
+    maps: dict[str, tuple[str | None, tuple[tuple[str, str], ...]]] = field(default_factory=dict)
     # Values that were not what the schema allows and were dropped, said in words.
     warnings: tuple[str, ...] = ()
 
@@ -239,6 +270,23 @@ def _date(text: str | None) -> datetime | None:
         return None
 
 
+def _ref(el: ET.Element, name: str) -> str | None:
+    """The ID attribute of child ``name`` (a reference such as InstrumentRef), or None."""
+    child = _child(el, name)
+    return child.get("ID") if child is not None else None
+
+
+#: The LightSource substitution group of ome-2016-06.xsd.
+_LIGHT_SOURCES = frozenset(
+    {"Laser", "Arc", "Filament", "LightEmittingDiode", "GenericExcitationSource"}
+)
+
+
+def _refs(el: ET.Element | None, name: str) -> tuple[str, ...]:
+    """The ID attributes of every child ``name`` of ``el`` (references), in order."""
+    return () if el is None else tuple(c.get("ID", "") for c in _children(el, name))
+
+
 def _text(el: ET.Element | None) -> str | None:
     return None if el is None else (el.text or "")
 
@@ -313,7 +361,31 @@ def parse(xml: str | bytes) -> Ome:
     namespace = root.tag[1:].split("}", 1)[0] if root.tag.startswith("{") else ""
     notes: list[str] = []
     objectives: dict[str, Objective] = {}
+    instruments: dict[str, Instrument] = {}
     for instrument in _children(root, "Instrument"):
+        iid = instrument.get("ID", "")
+        microscope = _child(instrument, "Microscope")
+        instruments[iid] = Instrument(
+            id=iid,
+            microscope=dict(microscope.attrib) if microscope is not None else None,
+            detectors={d.get("ID", ""): dict(d.attrib) for d in _children(instrument, "Detector")},
+            filters={
+                f.get("ID", ""): dict(r.attrib)
+                if (r := _child(f, "TransmittanceRange")) is not None
+                else {}
+                for f in _children(instrument, "Filter")
+            },
+            light_sources={
+                s.get("ID", ""): _local(s.tag)
+                + (f"/{s.get('Type')}" if _local(s.tag) in ("Arc", "Filament") else "")
+                for s in instrument
+                if _local(s.tag) in _LIGHT_SOURCES
+            },
+            filter_sets={
+                s.get("ID", ""): (_refs(s, "ExcitationFilterRef"), _refs(s, "EmissionFilterRef"))
+                for s in _children(instrument, "FilterSet")
+            },
+        )
         for obj in _children(instrument, "Objective"):
             objectives[obj.get("ID", "")] = Objective(
                 id=obj.get("ID", ""),
@@ -322,6 +394,8 @@ def parse(xml: str | bytes) -> Ome:
                 immersion=obj.get("Immersion"),
                 manufacturer=obj.get("Manufacturer"),
                 model=obj.get("Model"),
+                attributes=dict(obj.attrib),
+                instrument_id=iid,
             )
     images = [_image(image, notes) for image in _children(root, "Image")]
     comments = {}
@@ -333,7 +407,24 @@ def parse(xml: str | bytes) -> Ome:
             description=_text(_child(comment, "Description")),
             value=_text(_child(comment, "Value")) or "",
         )
-    return Ome(root.get("UUID"), tuple(images), objectives, namespace, comments, tuple(notes))
+    maps = {}
+    for mapped in _children(annotations, "MapAnnotation") if annotations is not None else ():
+        value = _child(mapped, "Value")
+        pairs = tuple(
+            (m.get("K", ""), m.text or "")
+            for m in (_children(value, "M") if value is not None else ())
+        )
+        maps[mapped.get("ID", "")] = (mapped.get("Namespace"), pairs)
+    return Ome(
+        root.get("UUID"),
+        tuple(images),
+        objectives,
+        namespace,
+        comments,
+        instruments=instruments,
+        warnings=tuple(notes),
+        maps=maps,
+    )
 
 
 def _pixels(px: ET.Element, notes: list[str]) -> Pixels:
@@ -358,6 +449,12 @@ def _pixels(px: ET.Element, notes: list[str]) -> Pixels:
             illumination_type=ch.get("IlluminationType"),
             contrast_method=ch.get("ContrastMethod"),
             fluor=ch.get("Fluor"),
+            detector_id=_ref(ch, "DetectorSettings"),
+            excitation_filter_ids=_refs(_child(ch, "LightPath"), "ExcitationFilterRef"),
+            emission_filter_ids=_refs(_child(ch, "LightPath"), "EmissionFilterRef"),
+            filter_set_id=_ref(ch, "FilterSetRef"),
+            light_source_id=_ref(ch, "LightSourceSettings"),
+            attributes=dict(ch.attrib),
         )
         for ch in _children(px, "Channel")
     )
@@ -423,5 +520,6 @@ def _image(image: ET.Element, notes: list[str]) -> Image:
         description=_text(_child(image, "Description")),
         acquisition_date=_date(_text(_child(image, "AcquisitionDate"))),
         objective_id=settings.get("ID") if settings is not None else None,
+        instrument_id=_ref(image, "InstrumentRef"),
         annotation_refs=tuple(ref.get("ID", "") for ref in _children(image, "AnnotationRef")),
     )

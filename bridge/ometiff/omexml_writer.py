@@ -20,7 +20,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .. import __version__, tables
+from .. import __version__, fieldmap, specimen, tables
 from ..model import Image, ImageKind, Slide
 from .positions import stage_from_origin
 
@@ -83,18 +83,37 @@ def build(
                     f"{str(exc).splitlines()[0][:200]}); the standard attributes are used instead"
                 )
         if ome is not None and len(ome.images) == len(images):
-            xml = _update_carried(ome, images, layout, file_name, file_uuid)
+            xml = _update_carried(ome, images, layout, file_name, file_uuid, slide)
             if split is not None:  # the original ROIs, Mask and Label included
                 try:
                     return join_rois(xml, split)
                 except ValueError:  # the head did not come back as it went: do it whole
                     ome = ome_types.from_xml(carried, validate=False)
-                    return [_update_carried(ome, images, layout, file_name, file_uuid)]
+                    return [_update_carried(ome, images, layout, file_name, file_uuid, slide)]
             if has_rois(carried):
                 return [xml]
             return _with_rois(xml, slide, images)
     xml = ome_types.to_xml(_build_new(slide, images, layout, file_name, file_uuid))
     return _with_rois(xml, slide, images)
+
+
+def _add_specimen(ome: Any, slide: Slide) -> None:
+    """Add the slide's specimen (stains given with ``--specimen``, or read from DICOM) to a
+    carried document as a MapAnnotation (``bridge.specimen``), unless it has one already."""
+    from ome_types.model import AnnotationRef, Map, MapAnnotation, StructuredAnnotations
+
+    pairs = specimen.ome_pairs(slide.specimen) if slide.specimen else []
+    if not pairs or not ome.images:
+        return
+    if ome.structured_annotations is None:
+        ome.structured_annotations = StructuredAnnotations()
+    maps = ome.structured_annotations.map_annotations
+    if any(m.namespace == specimen.NAMESPACE for m in maps):
+        return
+    aid = "Annotation:omedicom-specimen"
+    ms = [Map.M(k=k, value=v) for k, v in pairs]
+    maps.append(MapAnnotation(id=aid, namespace=specimen.NAMESPACE, value=Map(ms=ms)))
+    ome.images[0].annotation_refs.append(AnnotationRef(id=aid))
 
 
 def _with_rois(xml: str, slide: Slide, images: Sequence[Image]) -> list[str]:
@@ -120,10 +139,11 @@ def _tiff_data(layout: tuple[int, int], file_name: str, file_uuid: str) -> Any:
 
 
 def _update_carried(
-    ome: Any, images: Sequence[Image], layout: dict, file_name: str, file_uuid: str
+    ome: Any, images: Sequence[Image], layout: dict, file_name: str, file_uuid: str, slide: Slide
 ) -> str:
     import ome_types
 
+    _add_specimen(ome, slide)
     ome.uuid = file_uuid
     ome.creator = CREATOR
     by_index = {image.source_index: image for image in images}
@@ -170,10 +190,10 @@ def _build_new(
         OME,
         Channel,
         CommentAnnotation,
-        Instrument,
+        DetectorSettings,
+        InstrumentRef,
         Map,
         MapAnnotation,
-        Objective,
         ObjectiveSettings,
         Pixels,
         StructuredAnnotations,
@@ -191,12 +211,7 @@ def _build_new(
         channels = []
         for k, ch in enumerate(image.channels or ()):
             entry: dict[str, Any] = {"id": f"Channel:{n}:{k}", "samples_per_pixel": samples}
-            if ch.name:
-                entry["name"] = ch.name
-            if ch.excitation_nm:
-                entry["excitation_wavelength"] = ch.excitation_nm
-            if ch.emission_nm:
-                entry["emission_wavelength"] = ch.emission_nm
+            entry.update(fieldmap.to_ome("channel", ch))
             if ch.color:
                 r, g, b, a = ch.color
                 entry["color"] = (r, g, b, a / 255)
@@ -235,23 +250,17 @@ def _build_new(
             entry["acquisition_date"] = image.acquired
         if image.description:
             entry["description"] = image.description
-        if image.objective and (
-            image.objective.magnification or image.objective.numerical_aperture
-        ):
-            objective_id = f"Objective:{len(instruments)}:0"
-            instruments.append(
-                Instrument(
-                    id=f"Instrument:{len(instruments)}",
-                    objectives=[
-                        Objective(
-                            id=objective_id,
-                            nominal_magnification=image.objective.magnification,
-                            lens_na=image.objective.numerical_aperture,
-                        )
-                    ],
-                )
-            )
-            entry["objective_settings"] = ObjectiveSettings(id=objective_id)
+        number = len(instruments)
+        instrument = _instrument(image, number)
+        if instrument is not None:
+            instruments.append(instrument)
+            _light_paths(channels, instrument, number)
+            if instrument.objectives:
+                entry["objective_settings"] = ObjectiveSettings(id=instrument.objectives[0].id)
+            if instrument.detectors and channels:
+                for channel in channels:
+                    channel.detector_settings = DetectorSettings(id=instrument.detectors[0].id)
+            entry["instrument_ref"] = InstrumentRef(id=instrument.id)
         refs = []
         for header in slide.carriers.dicom:
             if header.image_index != image.source_index:
@@ -273,6 +282,11 @@ def _build_new(
             aid = f"Annotation:{len(comments) + len(maps)}"
             maps.append(MapAnnotation(id=aid, namespace=DICOM_IDS_NS, value=Map(ms=_ids(slide))))
             refs.append(aid)
+        if image.kind is ImageKind.VOLUME and slide.specimen and specimen.ome_pairs(slide.specimen):
+            aid = f"Annotation:{len(comments) + len(maps)}"
+            pairs = [Map.M(k=k, value=v) for k, v in specimen.ome_pairs(slide.specimen)]
+            maps.append(MapAnnotation(id=aid, namespace=specimen.NAMESPACE, value=Map(ms=pairs)))
+            refs.append(aid)
         if refs:
             from ome_types.model import AnnotationRef
 
@@ -286,6 +300,96 @@ def _build_new(
         instruments=instruments,
         structured_annotations=annotations,
     )
+
+
+def _instrument(image: Image, number: int) -> Any:
+    """An OME Instrument with the image's Microscope, Detector and Objective (the fields of
+    ``mappings/fields.toml``, through ``bridge.fieldmap``), or None when it has none."""
+    from ome_types.model import Detector, Filter, Instrument, Microscope, Objective
+    from ome_types.model import TransmittanceRange as Range
+
+    objective = fieldmap.to_ome("objective", image.objective)
+    microscope = fieldmap.to_ome("microscope", image.microscope)
+    detector = fieldmap.to_ome("detector", image.detector)
+    filters = [
+        Filter(
+            id=_filter_id(number, k, kind),
+            transmittance_range=Range(
+                cut_in=band[0], cut_in_unit="nm", cut_out=band[1], cut_out_unit="nm"
+            ),
+        )
+        for k, channel in enumerate(image.channels)
+        for kind, band in (("ex", channel.excitation_band_nm), ("em", channel.emission_band_nm))
+        if band is not None
+    ]
+    sources = _light_sources(image, number)
+    if not (objective or microscope or detector or filters or sources):
+        return None
+    parts: dict[str, Any] = {"id": f"Instrument:{number}"}
+    if microscope:
+        parts["microscope"] = Microscope(**microscope)
+    if objective:
+        parts["objectives"] = [Objective(id=f"Objective:{number}:0", **objective)]
+    if detector:
+        parts["detectors"] = [Detector(id=f"Detector:{number}:0", **detector)]
+    if filters:
+        parts["filters"] = filters
+    for field, element in sources:
+        parts.setdefault(field, []).append(element)
+    return Instrument(**parts)
+
+
+#: OME light source element -> ome-types Instrument field and class name.
+_SOURCE_FIELDS = {
+    "Laser": ("lasers", "Laser"),
+    "LightEmittingDiode": ("light_emitting_diodes", "LightEmittingDiode"),
+    "Filament": ("filaments", "Filament"),
+    "Arc": ("arcs", "Arc"),
+}
+
+
+def _light_sources(image: Image, number: int) -> list[tuple[str, Any]]:
+    """(Instrument field, element) of each channel's light source (mappings/codes.toml
+    [illuminator_type] keys: the element name, "/Type" for Arc and Filament)."""
+    import ome_types.model as model
+
+    out = []
+    for k, channel in enumerate(image.channels):
+        kind, _, kind_type = (channel.illuminator or "").partition("/")
+        if kind not in _SOURCE_FIELDS:
+            continue
+        field, name = _SOURCE_FIELDS[kind]
+        extra = {"type": kind_type} if kind_type else {}
+        out.append((field, getattr(model, name)(id=_source_id(number, k), **extra)))
+    return out
+
+
+def _source_id(number: int, channel: int) -> str:
+    return f"LightSource:{number}:{channel}"
+
+
+def _filter_id(number: int, channel: int, kind: str) -> str:
+    return f"Filter:{number}:{channel}:{kind}"
+
+
+def _light_paths(channels: list[Any], instrument: Any, number: int) -> None:
+    """Each Channel's LightSourceSettings and LightPath reference its light source and its
+    excitation and emission Filter (OME 2016-06 LightPath ExcitationFilterRef /
+    EmissionFilterRef): the way back of the DICOM illuminator type and pass bands."""
+    from ome_types.model import FilterRef, LightPath, LightSourceSettings
+
+    sources = {s.id for s in instrument.light_source_group}
+    for k, channel in enumerate(channels):
+        if _source_id(number, k) in sources:
+            channel.light_source_settings = LightSourceSettings(id=_source_id(number, k))
+    ids = {f.id for f in instrument.filters}
+    for k, channel in enumerate(channels):
+        ex, em = _filter_id(number, k, "ex"), _filter_id(number, k, "em")
+        if ex in ids or em in ids:
+            channel.light_path = LightPath(
+                excitation_filters=[FilterRef(id=ex)] if ex in ids else [],
+                emission_filters=[FilterRef(id=em)] if em in ids else [],
+            )
 
 
 def _planes(image: Image, size_c: int) -> list[Any]:

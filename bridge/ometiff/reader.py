@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import tifffile
 
-from .. import tables
+from .. import fieldmap, specimen, tables
 from ..codecs import jpeg, jpeg2000
 from ..errors import BridgeError, InputError, MetadataError, UnsupportedError
 from ..model import (
@@ -33,10 +33,12 @@ from ..model import (
     Channel,
     Codec,
     Compression,
+    Detector,
     DicomHeader,
     Image,
     ImageKind,
     Level,
+    Microscope,
     Objective,
     Photometric,
     Slide,
@@ -234,6 +236,7 @@ def _read(path: Path, tf: tifffile.TiffFile, raw: RawFile, timepoint: int | None
         images=tuple(images),
         annotations=tuple(annotations),
         carriers=Carriers(ome_xml=xml, dicom=_dicom_headers(ome), tiff=tiff_info),
+        specimen=specimen.from_ome_maps(ome.maps, warnings),
         source=str(path),
         warnings=tuple(warnings),
         close=raw.close,
@@ -416,40 +419,96 @@ def _sub_pages(tf: tifffile.TiffFile, page: tifffile.TiffPage) -> list[tifffile.
     return out
 
 
-def _channel(ch: omexml.Channel, warnings: list[str]) -> Channel:
-    def nm(value: tuple[float, str] | None) -> float | None:
-        if value is None:
-            return None
-        try:
-            return tables.length_to_um(*value, what="wavelength") * 1e3
-        except MetadataError as exc:
-            warnings.append(f"channel {ch.id}: {exc.message}; the wavelength is ignored")
-            return None
-
+def _channel(
+    ch: omexml.Channel, warnings: list[str], instrument: omexml.Instrument | None = None
+) -> Channel:
+    """A Channel: the mapped fields from ``mappings/fields.toml`` (``bridge.fieldmap``), the
+    structural ones (ID, SamplesPerPixel) and those a handler owns (Color, IlluminationType,
+    the filters' pass bands)."""
+    mapped = fieldmap.from_ome("channel", ch.attributes, warnings, f"Channel {ch.id} ")
     return Channel(
         id=ch.id,
-        name=ch.name,
         samples_per_pixel=ch.samples_per_pixel or 1,
         color=ch.rgba,
-        excitation_nm=nm(ch.excitation),
-        emission_nm=nm(ch.emission),
         illumination=ch.illumination_type,
         contrast=ch.contrast_method,
-        fluor=ch.fluor,
+        excitation_band_nm=_band(instrument, ch, excitation=True),
+        emission_band_nm=_band(instrument, ch, excitation=False),
+        illuminator=instrument.light_sources.get(ch.light_source_id or "") if instrument else None,
+        **mapped,
     )
 
 
-def _objective(ome: omexml.Ome, ome_image: omexml.Image) -> Objective | None:
+def _band(
+    instrument: omexml.Instrument | None, ch: omexml.Channel, *, excitation: bool
+) -> tuple[float, float] | None:
+    """(CutIn, CutOut) nm of the channel's first excitation (emission) filter: its LightPath's
+    filter, else its FilterSet's (OME Filter/TransmittanceRange, UnitsLength default nm).
+    None when there is none or it is not a band (two positive lengths, CutIn < CutOut)."""
+    if instrument is None:
+        return None
+    ids = ch.excitation_filter_ids if excitation else ch.emission_filter_ids
+    if not ids and ch.filter_set_id in instrument.filter_sets:
+        ids = instrument.filter_sets[ch.filter_set_id][0 if excitation else 1]
+    for fid in ids:
+        attributes = instrument.filters.get(fid, {})
+        try:
+            cut = [
+                tables.length_to_um(float(attributes[key]), attributes.get(key + "Unit") or "nm")
+                * 1e3
+                for key in ("CutIn", "CutOut")
+            ]
+        except (KeyError, ValueError, MetadataError):
+            continue
+        if 0 < cut[0] < cut[1] and all(map(np.isfinite, cut)):
+            return (cut[0], cut[1])
+    return None
+
+
+def _objective(ome: omexml.Ome, ome_image: omexml.Image, notes: list[str]) -> Objective | None:
     obj = ome.objectives.get(ome_image.objective_id or "")
     if obj is None:
         return None
     return Objective(
-        magnification=obj.nominal_magnification,
-        numerical_aperture=obj.lens_na,
-        immersion=obj.immersion,
-        manufacturer=obj.manufacturer,
-        model=obj.model,
+        **fieldmap.from_ome("objective", obj.attributes, notes, f"Objective {obj.id} ")
     )
+
+
+def _instrument(ome: omexml.Ome, ome_image: omexml.Image) -> omexml.Instrument | None:
+    """The Image's Instrument: its InstrumentRef, else its objective's, else the only one."""
+    for iid in (ome_image.instrument_id, _objective_instrument(ome, ome_image)):
+        if iid is not None and iid in ome.instruments:
+            return ome.instruments[iid]
+    return next(iter(ome.instruments.values())) if len(ome.instruments) == 1 else None
+
+
+def _objective_instrument(ome: omexml.Ome, ome_image: omexml.Image) -> str | None:
+    obj = ome.objectives.get(ome_image.objective_id or "")
+    return obj.instrument_id if obj is not None else None
+
+
+def _microscope(instrument: omexml.Instrument | None, notes: list[str]) -> Microscope | None:
+    if instrument is None or not instrument.microscope:
+        return None
+    mapped = fieldmap.from_ome("microscope", instrument.microscope, notes, "Microscope ")
+    return Microscope(**mapped) if mapped else None
+
+
+def _detector(
+    instrument: omexml.Instrument | None, ome_image: omexml.Image, notes: list[str]
+) -> Detector | None:
+    """The detector of the Image's first Channel with DetectorSettings, else the Instrument's
+    only Detector."""
+    if instrument is None or not instrument.detectors:
+        return None
+    wanted = next((c.detector_id for c in ome_image.pixels.channels if c.detector_id), None)
+    attributes = instrument.detectors.get(wanted or "")
+    if attributes is None and len(instrument.detectors) == 1:
+        attributes = next(iter(instrument.detectors.values()))
+    if attributes is None:
+        return None
+    mapped = fieldmap.from_ome("detector", attributes, notes, "Detector ")
+    return Detector(**mapped) if mapped else None
 
 
 def _physical_size(pixels: omexml.Pixels) -> tuple[float, float] | None:
@@ -477,7 +536,8 @@ def _read_image(
     timepoint: int | None = None,
 ) -> Image | None:
     pixels = ome_image.pixels
-    channels = tuple(_channel(ch, warnings) for ch in pixels.channels)
+    instrument = _instrument(ome, ome_image)
+    channels = tuple(_channel(ch, warnings, instrument) for ch in pixels.channels)
     spp = channels[0].samples_per_pixel if channels else 1
     size_c = pixels.size_c // spp if pixels.size_c >= spp else pixels.size_c
     sizes = {"Z": pixels.size_z, "C": max(1, size_c), "T": pixels.size_t}
@@ -597,7 +657,9 @@ def _read_image(
         pixel_size_um=_physical_size(pixels),
         acquired=ome_image.acquisition_date,
         description=ome_image.description,
-        objective=_objective(ome, ome_image),
+        objective=_objective(ome, ome_image, warnings),
+        microscope=_microscope(_instrument(ome, ome_image), warnings),
+        detector=_detector(_instrument(ome, ome_image), ome_image, warnings),
         icc_profile=_icc_profile(first, where, warnings),
         source_index=index,
         time_points=sizes["T"],

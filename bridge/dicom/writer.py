@@ -116,8 +116,10 @@ def _disagreement(dataset: pydicom.Dataset, level: Level) -> str | None:
 
 
 def _lo(text: str | None) -> str:
-    """A Long String value (PS3.5 6.2, LO): one value (no backslash), at most 64 characters."""
-    return (text or "").replace("\\", "/").strip()[:64].strip()
+    """A Long String value (PS3.5 6.2, LO): one value (no backslash), no control characters
+    (a multi-line description becomes one line), at most 64 characters."""
+    one_line = " ".join("".join(c if c.isprintable() else " " for c in text or "").split())
+    return one_line.replace("\\", "/")[:64].strip()
 
 
 def _photometric_name(level: Level) -> str:
@@ -720,9 +722,9 @@ class SlideWriter:
         if pyramid_uid:
             d.PyramidUID = pyramid_uid
             if image.name:
-                d.PyramidLabel = image.name[:64]
+                d.PyramidLabel = _lo(image.name)
             if image.description:
-                d.PyramidDescription = image.description[:64]
+                d.PyramidDescription = _lo(image.description)
         d.DimensionOrganizationType = "TILED_FULL"
         dim = Dataset()
         dim.DimensionOrganizationUID = generate_uid()

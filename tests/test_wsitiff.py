@@ -235,7 +235,14 @@ def _ycbcr(rgb: np.ndarray) -> np.ndarray:
     return np.clip(np.round(np.stack([y, cb, cr], -1)), 0, 255).astype(np.uint8)
 
 
-def _aperio_j2k(path: Path, compression: int, photometric: str = "rgb") -> tuple[Path, list[bytes]]:
+def _aperio_j2k(
+    path: Path,
+    compression: int,
+    photometric: str = "rgb",
+    *,
+    lossless: bool = False,
+    mct: bool = False,
+) -> tuple[Path, list[bytes]]:
     """A tiled SVS whose tiles are 9-7 JPEG 2000 codestreams without the multiple component
     transform, as Aperio (Kakadu) writes them: YCbCr components for compression 33003 or a
     YCbCr Photometric tag, RGB components for 33005 with an RGB one."""
@@ -245,7 +252,7 @@ def _aperio_j2k(path: Path, compression: int, photometric: str = "rgb") -> tuple
     image = _ycbcr(rgb) if compression == 33003 or photometric == "ycbcr" else rgb
     tiles = [
         imagecodecs.jpeg2k_encode(
-            image[y : y + 128, x : x + 128], level=90, codecformat="J2K", mct=False
+            image[y : y + 128, x : x + 128], level=0 if lossless else 90, codecformat="J2K", mct=mct
         )
         for y in (0, 128)
         for x in (0, 128)
@@ -312,6 +319,49 @@ def test_aperio_jpeg2000_is_copied_with_its_colour_signalled(
     for path in sorted(out.glob("*.dcm")):
         errors = dicom3tools.errors(dicom3tools.dciodvfy(path))
         assert not errors, f"{path.name}: {errors}"
+
+
+@pytest.mark.parametrize(("lossless", "mct"), [(True, False), (False, True)])
+def test_aperio_ycbcr_jpeg2000_without_a_dicom_label_is_refused(
+    tmp_path: Path, lossless: bool, mct: bool
+) -> None:
+    """33003 with the 5-3 wavelet (switching MCT on would give RCT, not YCbCr -> RGB) or with
+    MCT already on (a decoder returns YCbCr through the transform): exit 3, nothing written."""
+    src, _ = _aperio_j2k(tmp_path / "j2k.svs", 33003, lossless=lossless, mct=mct)
+    out = tmp_path / "out"
+    proc = run_cli("convert", src, out, "-q")
+    assert proc.returncode == 3, proc.stderr
+    assert "YCbCr" in proc.stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_ict_switch_sets_every_cod_and_gives_rgb() -> None:
+    """``jpeg2000.with_ict`` also sets the MCT byte of a COD in a tile-part header (T.800
+    A.4.2), and the result decodes (OpenJPEG, via imagecodecs) to the RGB the YCbCr came from."""
+    import struct
+
+    import imagecodecs
+
+    from bridge.codecs import jpeg2000
+
+    rgb = _colours()[:128, :128]
+    stream = imagecodecs.jpeg2k_encode(_ycbcr(rgb), level=90, codecformat="J2K", mct=False)
+    cod_at = stream.index(b"\xff\x52")
+    cod = stream[cod_at : cod_at + 2 + struct.unpack(">H", stream[cod_at + 2 : cod_at + 4])[0]]
+    sot = stream.index(b"\xff\x90")
+    psot = struct.unpack(">I", stream[sot + 6 : sot + 10])[0]
+    tiled = (
+        stream[: sot + 6]
+        + struct.pack(">I", psot + len(cod))
+        + stream[sot + 10 : sot + 12]
+        + cod  # the same COD again, in the tile-part header
+        + stream[sot + 12 :]
+    )
+    switched = jpeg2000.with_ict(tiled)
+    assert [switched[p + 8] for p in jpeg2000._cod_positions(switched)] == [1, 1]
+    decoded = imagecodecs.jpeg2k_decode(switched).astype(int)
+    assert np.abs(decoded - rgb.astype(int)).max() <= 4
+    assert np.abs(imagecodecs.jpeg2k_decode(tiled).astype(int) - rgb.astype(int)).max() > 50
 
 
 def test_aperio_ycbcr_jpeg2000_keeps_its_colour_in_ome_tiff(tmp_path: Path) -> None:

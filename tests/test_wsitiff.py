@@ -217,16 +217,42 @@ def test_generic_resolution_gives_a_pixel_size_unless_a_placeholder(tmp_path: Pa
         assert bool(notes) == (want is None)
 
 
-def _aperio_j2k(path: Path, compression: int, photometric: str = "rgb") -> tuple[Path, list[bytes]]:
-    """A tiled SVS whose tiles are JPEG 2000 codestreams stored with Aperio's compression
-    33003 (YCbCr samples, no MCT in the codestream) or 33005 (RGB)."""
+def _colours() -> np.ndarray:
+    """A 256×256 RGB picture with saturated and mixed colours (gradients and a red block)."""
+    yy, xx = np.mgrid[0:256, 0:256]
+    rgb = np.stack([xx, yy, 255 - (xx + yy) // 2], -1).astype(np.uint8)
+    rgb[:64, :64] = (200, 30, 30)
+    rgb[64:128, 192:256] = (20, 160, 40)
+    return rgb
+
+
+def _ycbcr(rgb: np.ndarray) -> np.ndarray:
+    """Full-range (JFIF) YCbCr, what Aperio's 33003 codestreams hold as their components."""
+    r, g, b = (rgb[..., i].astype(float) for i in range(3))
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cb = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
+    cr = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
+    return np.clip(np.round(np.stack([y, cb, cr], -1)), 0, 255).astype(np.uint8)
+
+
+def _aperio_j2k(
+    path: Path,
+    compression: int,
+    photometric: str = "rgb",
+    *,
+    lossless: bool = False,
+    mct: bool = False,
+) -> tuple[Path, list[bytes]]:
+    """A tiled SVS whose tiles are 9-7 JPEG 2000 codestreams without the multiple component
+    transform, as Aperio (Kakadu) writes them: YCbCr components for compression 33003 or a
+    YCbCr Photometric tag, RGB components for 33005 with an RGB one."""
     import imagecodecs
 
-    rng = np.random.default_rng(1)
-    image = rng.integers(0, 255, (256, 256, 3), np.uint8)
+    rgb = _colours()
+    image = _ycbcr(rgb) if compression == 33003 or photometric == "ycbcr" else rgb
     tiles = [
         imagecodecs.jpeg2k_encode(
-            image[y : y + 128, x : x + 128], level=60, codecformat="J2K", mct=False
+            image[y : y + 128, x : x + 128], level=0 if lossless else 90, codecformat="J2K", mct=mct
         )
         for y in (0, 128)
         for x in (0, 128)
@@ -246,6 +272,12 @@ def _aperio_j2k(path: Path, compression: int, photometric: str = "rgb") -> tuple
     return path, tiles
 
 
+def _mct_set(tile: bytes) -> bytes:
+    """The tile with its COD multiple component transform byte set, by hand (T.800 A.6.1)."""
+    cod = tile.index(b"\xff\x52")
+    return tile[: cod + 8] + b"\x01" + tile[cod + 9 :]
+
+
 @pytest.mark.parametrize(
     ("compression", "tiff_photometric", "photometric"),
     [(33003, "rgb", "YBR_ICT"), (33005, "rgb", "RGB"), (33005, "ycbcr", "YBR_ICT")],
@@ -253,14 +285,105 @@ def _aperio_j2k(path: Path, compression: int, photometric: str = "rgb") -> tuple
 def test_aperio_jpeg2000_is_copied_with_its_colour_signalled(
     tmp_path: Path, compression: int, tiff_photometric: str, photometric: str
 ) -> None:
+    """YCbCr tiles (no MCT in the codestream) get the MCT byte switched on, nothing else, so
+    they are YBR_ICT streams a decoder returns RGB from: pydicom and wsidicom see
+    the colours OpenSlide sees in the SVS; RGB tiles are copied byte for byte."""
+    import openslide
+    import wsidicom
+
+    from conformance import dicom3tools
+
     src, tiles = _aperio_j2k(tmp_path / "j2k.svs", compression, tiff_photometric)
     out = tmp_path / "out"
     run_cli("convert", src, out, "-q", check=True)
     (volume,) = _by_flavour(out, "VOLUME")
     assert volume.PhotometricInterpretation == photometric
     assert volume.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.91"
-    frames = list(generate_frames(volume.PixelData, number_of_frames=volume.NumberOfFrames))
-    assert [f.rstrip(b"\0") for f in frames] == [t.rstrip(b"\0") for t in tiles]
+    frames = [
+        f.rstrip(b"\0")
+        for f in generate_frames(volume.PixelData, number_of_frames=volume.NumberOfFrames)
+    ]
+    want = [t if photometric == "RGB" else _mct_set(t) for t in tiles]
+    assert frames == [t.rstrip(b"\0") for t in want]
+
+    truth = _colours().astype(int)
+    if compression == 33003:  # OpenSlide decodes 33003 and converts YCbCr itself
+        shown = openslide.OpenSlide(str(src)).read_region((0, 0), 0, (256, 256)).convert("RGB")
+        assert np.abs(np.asarray(shown, int) - truth).max() <= 4
+    got = pydicom.pixels.pixel_array(volume).astype(int)  # frames, rows, columns, samples
+    mosaic = np.concatenate([np.concatenate(list(got[r * 2 : r * 2 + 2]), 1) for r in (0, 1)])
+    assert np.abs(mosaic - truth).max() <= 4
+    with wsidicom.WsiDicom.open(out) as slide:
+        region = np.asarray(slide.read_region((0, 0), 0, (256, 256)).convert("RGB"), int)
+    assert np.abs(region - truth).max() <= 4
+    for path in sorted(out.glob("*.dcm")):
+        errors = dicom3tools.errors(dicom3tools.dciodvfy(path))
+        assert not errors, f"{path.name}: {errors}"
+
+
+@pytest.mark.parametrize(("lossless", "mct"), [(True, False), (False, True)])
+def test_aperio_ycbcr_jpeg2000_without_a_dicom_label_is_refused(
+    tmp_path: Path, lossless: bool, mct: bool
+) -> None:
+    """33003 with the 5-3 wavelet (switching MCT on would give RCT, not YCbCr -> RGB) or with
+    MCT already on (a decoder returns YCbCr through the transform): exit 3, nothing written."""
+    src, _ = _aperio_j2k(tmp_path / "j2k.svs", 33003, lossless=lossless, mct=mct)
+    out = tmp_path / "out"
+    proc = run_cli("convert", src, out, "-q")
+    assert proc.returncode == 3, proc.stderr
+    assert "YCbCr" in proc.stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_ict_switch_sets_every_cod_and_gives_rgb() -> None:
+    """``jpeg2000.with_ict`` also sets the MCT byte of a COD in a tile-part header (T.800
+    A.4.2), and the result decodes (OpenJPEG, via imagecodecs) to the RGB the YCbCr came from."""
+    import struct
+
+    import imagecodecs
+
+    from bridge.codecs import jpeg2000
+
+    rgb = _colours()[:128, :128]
+    stream = imagecodecs.jpeg2k_encode(_ycbcr(rgb), level=90, codecformat="J2K", mct=False)
+    cod_at = stream.index(b"\xff\x52")
+    cod = stream[cod_at : cod_at + 2 + struct.unpack(">H", stream[cod_at + 2 : cod_at + 4])[0]]
+    sot = stream.index(b"\xff\x90")
+    psot = struct.unpack(">I", stream[sot + 6 : sot + 10])[0]
+    tiled = (
+        stream[: sot + 6]
+        + struct.pack(">I", psot + len(cod))
+        + stream[sot + 10 : sot + 12]
+        + cod  # the same COD again, in the tile-part header
+        + stream[sot + 12 :]
+    )
+    switched = jpeg2000.with_ict(tiled)
+    assert [switched[p + 8] for p in jpeg2000._cod_positions(switched)] == [1, 1]
+    decoded = imagecodecs.jpeg2k_decode(switched).astype(int)
+    assert np.abs(decoded - rgb.astype(int)).max() <= 4
+    assert np.abs(imagecodecs.jpeg2k_decode(tiled).astype(int) - rgb.astype(int)).max() > 50
+
+
+def test_aperio_ycbcr_jpeg2000_keeps_its_colour_in_ome_tiff(tmp_path: Path) -> None:
+    """SVS 33003 -> OME-TIFF: the tiles (MCT switched on) are stored as RGB JPEG 2000 and
+    tifffile and Bio-Formats both decode the colours of the source."""
+    src, _ = _aperio_j2k(tmp_path / "j2k.svs", 33003)
+    ome = tmp_path / "j2k.ome.tif"
+    run_cli("convert", src, ome, "-q", check=True)
+    truth = _colours().astype(int)
+    with tifffile.TiffFile(ome) as tf:
+        assert tf.is_ome and int(tf.pages[0].photometric) == 2  # RGB
+        assert np.abs(tf.pages[0].asarray().astype(int) - truth).max() <= 4
+    flat = tmp_path / "bioformats.tif"
+    java = shutil.which("java") or "java"
+    subprocess.run(
+        [java, "-cp", str(bioformats_jar()), "loci.formats.tools.ImageConverter",
+         "-series", "0", "-no-upgrade", str(ome), str(flat)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    plane = tifffile.imread(flat)
+    plane = plane if plane.shape[-1] == 3 else np.moveaxis(plane, 0, -1)
+    assert np.abs(plane.astype(int) - truth).max() <= 4
 
 
 @pytest.fixture(scope="module")

@@ -58,3 +58,67 @@ def parse_header(data: bytes) -> J2kHeader:
         reversible=cod[9] == 1,
         mct=cod[4] == 1,
     )
+
+
+def _cod_positions(data: bytes) -> list[int]:
+    """Offsets of every COD marker segment, in the main header and in each tile-part header
+    (T.800 A.4.2 SOT: Psot is the tile-part's length; a tile-part header ends at SOD)."""
+    found: list[int] = []
+    pos = 2
+    end = len(data)
+    while pos + 4 <= end:
+        marker, length = struct.unpack(">HH", data[pos : pos + 4])
+        if marker == 0xFF90:  # SOT: walk the tile-parts
+            break
+        if marker == 0xFF52:
+            found.append(pos)
+        if length < 2:
+            raise J2kError(f"marker segment {marker:04X} has length {length}")
+        pos += 2 + length
+    while pos + 12 <= end and data[pos : pos + 2] == b"\xff\x90":
+        psot = struct.unpack(">I", data[pos + 6 : pos + 10])[0]
+        part_end = pos + psot if psot else end
+        seg = pos
+        while seg + 4 <= part_end:
+            marker, length = struct.unpack(">HH", data[seg : seg + 4])
+            if marker == 0xFF93:  # SOD: the tile-part's data follows
+                break
+            if marker == 0xFF52:
+                found.append(seg)
+            if length < 2:
+                raise J2kError(f"marker segment {marker:04X} has length {length}")
+            seg += 2 + length
+        if not psot or psot < 12:
+            break
+        pos = part_end
+    return found
+
+
+def with_ict(data: bytes) -> bytes:
+    """The codestream with the multiple component transform switched on (T.800 A.6.1, SGcod
+    byte 4 of every COD) where its first three components are full-range YCbCr (Y, Cb, Cr
+    with the chroma centred on 2**(bits-1), as Aperio's compression 33003 stores them).
+
+    With the 9-7 wavelet the transform is the irreversible one (ICT, T.800 G.3), whose inverse,
+    after the DC level shift, is exactly the JFIF YCbCr -> RGB conversion: a decoder then
+    returns RGB and the stream is DICOM YBR_ICT (PS3.5 8.2.4) without re-encoding a sample.
+    The 5-3 wavelet would give the reversible transform (RCT), which is not YCbCr: refused.
+    """
+    header = parse_header(data)
+    if header.components < 3:
+        raise J2kError(f"{header.components} components; the transform needs three")
+    if data[2:4] != b"\xff\x51":  # T.800 A.5.1: SIZ comes right after SOC
+        raise J2kError("SIZ does not follow SOC")
+    comps = data[42 : 42 + 9]  # Ssiz, XRsiz, YRsiz of components 0-2 (after SOC, SIZ, Lsiz)
+    first = [tuple(comps[3 * i : 3 * i + 3]) for i in range(3)]
+    if len(set(first)) != 1 or first[0][1:] != (1, 1):
+        raise J2kError("the first three components differ in depth or are subsampled")
+    out = bytearray(data)
+    positions = _cod_positions(data)
+    if not positions:
+        raise J2kError("codestream has no COD segment")
+    for pos in positions:
+        if out[pos + 13] != 0:  # SPcod wavelet: 0 = 9-7 irreversible
+            raise J2kError("reversible (5-3) wavelet: the transform would be RCT, not YCbCr")
+        out[pos + 8] = 1
+    return bytes(out)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import tifffile
 
-from ..errors import BridgeError, InputError, MetadataError
+from ..errors import BridgeError, InputError, MetadataError, UnsupportedError
 from ..model import (
     Carriers,
     Compression,
@@ -39,12 +39,16 @@ from ..ometiff.tiles import PageTiles, RawFile, TiffTileSource
 from .plan import DialectPlan, ImagePlan
 
 #: TIFF Compression values Aperio gives its JPEG 2000 tiles (tifffile.COMPRESSION
-#: APERIO_JP2000_YCBC, APERIO_JP2000_RGB) and the DICOM Photometric Interpretation they get
-#: when the TIFF Photometric tag says RGB. 33003 holds YCbCr samples whatever the tag says
-#: (OpenSlide converts them after decoding): YBR_ICT. For 33005, wsidicomizer 0.26.1
-#: (``OpenTileImageData.photometric_interpretation``) follows the TIFF Photometric tag:
-#: YCbCr (6) gives YBR_ICT, RGB gives RGB; so does this reader.
-APERIO_J2K = {33003: Photometric.YBR_ICT, 33005: Photometric.RGB}
+#: APERIO_JP2000_YCBC, APERIO_JP2000_RGB). 33003 codestreams hold full-range Y, Cb, Cr as their
+#: components with no multiple component transform (COD MCT byte 0), so a decoder returns
+#: YCbCr and OpenSlide converts it to RGB after decoding. DICOM has no label for that in a
+#: WSI: YBR_ICT means a decoder returns RGB (PS3.5 8.2.4) and the WSI module allows only
+#: MONOCHROME2, RGB, YBR_FULL_422, YBR_ICT, YBR_RCT (PS3.3 C.8.12.4.1.5; dciodvfy rejects
+#: YBR_FULL). The tiles are copied with the MCT byte switched on instead (``jpeg2000.with_ict``),
+#: which makes them true YBR_ICT streams. 33005 holds RGB unless its Photometric tag says YCbCr.
+#: Aperio's two JPEG 2000 compressions: 33003 YCbCr components, 33005 RGB.
+APERIO_J2K = (33003, 33005)
+APERIO_J2K_YCBCR = 33003
 
 
 def dialect_of(tf: tifffile.TiffFile) -> str:
@@ -251,7 +255,8 @@ def _sound(path: Path, raw: RawFile, pages: dict, what: str, compression: Compre
 
 def _aperio_j2k(path, raw, li, pages, size0, where, warnings) -> Level:
     """Aperio JPEG 2000 tiles (33003: YCbCr samples, 33005: RGB or, by its Photometric tag,
-    YCbCr), copied as they are and signalled as ``APERIO_J2K`` says."""
+    YCbCr), copied as they are (YCbCr ones with their colour transform switched on, see
+    ``IctTileSource``) and signalled as RGB, YBR_ICT or YBR_RCT."""
     from ..codecs import jpeg2000
     from ..model import Codec
 
@@ -275,11 +280,28 @@ def _aperio_j2k(path, raw, li, pages, size0, where, warnings) -> Level:
             f"with {page.samplesperpixel} samples",
             path=path,
         )
-    photometric = APERIO_J2K[int(page.compression)]
-    if int(page.photometric) == 6:  # TIFF YCbCr
-        photometric = Photometric.YBR_ICT
-    if header.mct:  # the codestream does the transform itself
+    ycbcr = int(page.compression) == APERIO_J2K_YCBCR or int(page.photometric) == 6
+    tiles: object = source
+    if header.mct:  # the codestream does the transform itself: a decoder returns RGB
+        if ycbcr and int(page.compression) == APERIO_J2K_YCBCR:
+            raise UnsupportedError(
+                f"{what}: Aperio YCbCr JPEG 2000 (33003) whose codestream also has the "
+                "multiple component transform; no DICOM colour label fits it. Re-save the "
+                "slide as RGB (33005) or JPEG and convert that"
+            )
         photometric = Photometric.YBR_RCT if header.reversible else Photometric.YBR_ICT
+    elif ycbcr:  # the components are Y, Cb, Cr: switch the codestream's own ICT on
+        try:
+            jpeg2000.with_ict(source.stored(0, 0))
+        except jpeg2000.J2kError as exc:
+            raise UnsupportedError(
+                f"{what}: YCbCr JPEG 2000 tiles without a colour transform cannot be "
+                f"signalled in DICOM ({exc}); convert with --transcode to re-encode them"
+            ) from None
+        photometric = Photometric.YBR_ICT
+        tiles = IctTileSource(source)
+    else:
+        photometric = Photometric.RGB
     codec = Codec(
         compression=Compression.JPEG2000,
         photometric=photometric,
@@ -292,8 +314,42 @@ def _aperio_j2k(path, raw, li, pages, size0, where, warnings) -> Level:
         size,
         tile_size,
         codec,
-        source,
+        tiles,
         (size0[0] / size[0], size0[1] / size[1]),
         None,
         sum(int(sum(p.databytecounts)) for p in pages.values()),
     )
+
+
+class IctTileSource:
+    """Aperio YCbCr JPEG 2000 tiles with the multiple component transform switched on
+    (``jpeg2000.with_ict``: one header byte; the coded data is the file's own), so a decoder
+    returns RGB and DICOM YBR_ICT (PS3.5 8.2.4) says what they are."""
+
+    def __init__(self, source: TiffTileSource):
+        self.source = source
+
+    def encoded(self, x: int, y: int, z: int = 0, c: int = 0) -> bytes:
+        from ..codecs import jpeg2000
+
+        data = self.source.stored(x, y, z, c)
+        try:
+            return jpeg2000.with_ict(data)
+        except jpeg2000.J2kError as exc:
+            raise InputError(
+                f"{self.source.label} ({x}, {y}): not a JPEG 2000 codestream like the "
+                f"first tile ({exc})",
+                path=self.source.raw.path,
+            ) from None
+
+    def encoded_size(self, x: int, y: int, z: int = 0, c: int = 0) -> int | None:
+        return self.source.encoded_size(x, y, z, c)
+
+    def decoded(self, x: int, y: int, z: int = 0, c: int = 0):
+        import imagecodecs
+
+        from ..ometiff.tiles import decode_errors
+
+        with decode_errors(f"{self.source.label} ({x}, {y})", self.source.raw.path):
+            array = imagecodecs.imread(self.encoded(x, y, z, c))
+        return array.reshape(array.shape[0], array.shape[1], -1)

@@ -9,6 +9,7 @@ the others ``key = value`` (a key seen twice keeps its first value, as in OpenSl
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import tifffile
@@ -24,6 +25,13 @@ _KINDS = {
     "label": ImageKind.LABEL,
     "macro": ImageKind.OVERVIEW,
 }
+
+
+def _one_line(description: str) -> str:
+    """The description with its line breaks (Aperio writes CR LF after the header) made
+    spaces: it becomes the Pyramid Description, a Long String, where control characters are
+    not allowed (PS3.5 6.2, LO)."""
+    return re.sub(r"\s*[\r\n]+\s*", " ", description).strip()
 
 
 def properties(description: str) -> dict[str, str]:
@@ -93,7 +101,7 @@ def plan(tf: tifffile.TiffFile, path: object) -> DialectPlan:
                 pixel_size_um=(mpp, mpp) if mpp and volume else None,
                 objective=Objective(magnification=mag) if mag and volume else None,
                 acquired=when,
-                description=tf.pages.first.description if volume else None,
+                description=_one_line(tf.pages.first.description) if volume else None,
             )
         )
     if not any(i.kind is ImageKind.VOLUME for i in images):

@@ -1,11 +1,12 @@
 """DICOM VL Whole Slide Microscopy instances (files or folders) -> slide model.
 
 Grouping (PS3.3 A.32.8, C.7.11.1): one slide = one Series; within it, VOLUME instances form a
-pyramid per Pyramid UID (or, without one, per Frame of Reference and photometric
-interpretation), levels ordered by Total Pixel Matrix size; LABEL, OVERVIEW and THUMBNAIL
-instances are associated images. Frames are addressed by TILED_FULL order (C.7.6.17.3) or by
-the Plane Position (Slide) of TILED_SPARSE frames; concatenations (C.7.6.16.2.2.4) are read as
-one instance. Nothing is decoded: tiles are the frames' stored bytes.
+pyramid per Pyramid UID (or, without one, by optical paths, focal planes, photometric
+interpretation and physical extent: grouping.py), levels ordered by Total Pixel Matrix size;
+LABEL, OVERVIEW and THUMBNAIL instances are associated images. Frames are addressed by
+TILED_FULL order (C.7.6.17.3) or by the Plane Position (Slide) of TILED_SPARSE frames;
+concatenations (C.7.6.16.2.2.4) are read as one instance. Nothing is decoded: tiles are the
+frames' stored bytes.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from ..model import (
     Slide,
 )
 from . import carrier, geometry
+from . import grouping as grouping_module
 from .frames import truncated_error, truncation
 from .geometry import Geometry
 from .sources import FileFrames, RemoteFrames, RemoteSeries
@@ -223,20 +225,19 @@ def _build(
     # every instance's sizes are checked before anything is sized by them (geometry.py)
     shapes = {id(ds): geometry.of(f, ds) for f, ds in chosen}
     geometry.check_concatenations(chosen, shapes)
-    pyramids: dict[str, list[tuple[Path, Dataset]]] = defaultdict(list)
+    volumes: list[tuple[Path, Dataset]] = []
     associated: list[list[tuple[Path, Dataset]]] = []
     for f, ds in chosen:
         kind = _kind(ds)
         if "ImageType" not in ds:
             warnings.append(f"{f.name}: no Image Type; read as a VOLUME image")
         if kind is ImageKind.VOLUME:
-            key = str(ds.get("PyramidUID", "")) or "|".join(
-                str(ds.get(k, "")) for k in ("FrameOfReferenceUID", "PhotometricInterpretation")
-            )
-            pyramids[key].append((f, ds))
+            volumes.append((f, ds))
         else:
             associated.append([(f, ds)])
-    groups = list(pyramids.values()) + associated
+    grouping = grouping_module.group(volumes, shapes)
+    warnings.extend(grouping.notes)
+    groups = [list(p) for p in grouping.pyramids] + associated
     # Instances written from an OME-TIFF by the bridge say which OME Image (and level) they
     # were: keep that order and numbering, so the way back restores the original layout.
     infos = _tiff_infos(chosen, groups, warnings)

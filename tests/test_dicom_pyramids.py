@@ -294,3 +294,32 @@ def test_concatenation(corpus: Path, tmp_path: Path) -> None:
     [(tiles, tables)] = _check_ome_tiff(folder, tmp_path / "out.ome.tiff", 1, spacing_um, tmp_path)
     assert len(tiles) == len(frames)
     assert all(same_tile(f, t, tables) for f, t in zip(frames, tiles, strict=True))
+
+
+def test_500_pixel_frames_on_a_smaller_level(corpus: Path, tmp_path: Path) -> None:
+    """pathml's 500×500 JPEG frames, and a second level of one such frame on a 404×329 matrix
+    (an eighth of 3236×2638, rounded down), a frame larger than its level: one pyramid of two
+    levels, re-encoded losslessly (TIFF tiles must be multiples of 16) with warnings."""
+    base = pydicom.dcmread(corpus / "dicom" / "pathml__small_dicom.dcm")
+    small = pydicom.dcmread(corpus / "dicom" / "pathml__small_dicom.dcm")
+    small.SOPInstanceUID = generate_uid()
+    small.file_meta.MediaStorageSOPInstanceUID = small.SOPInstanceUID
+    small.TotalPixelMatrixColumns, small.TotalPixelMatrixRows = 404, 329
+    small.NumberOfFrames = 1
+    small.PixelData = encapsulate(dicom_frames(small)[:1])
+    folder = tmp_path / "pathml"
+    folder.mkdir()
+    for k, ds in enumerate((base, small)):
+        ds.save_as(folder / f"level{k}.dcm")
+    info = _info(folder)
+    assert len(info["images"]) == 1, info["warnings"]
+    assert [lv["size"] for lv in info["images"][0]["levels"]] == [[3236, 2638], [404, 329]]
+    out = tmp_path / "out.ome.tiff"
+    proc = run_cli("convert", folder, out)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "not a multiple of 16" in proc.stderr
+    with tifffile.TiffFile(out) as tf:
+        levels = tf.series[0].levels
+        assert [lv.shape[:2] for lv in levels] == [(2638, 3236), (329, 404)]
+        assert levels[1].asarray().shape == (329, 404, 3)
+    assert bioformats_info(out)[0].resolutions == 2

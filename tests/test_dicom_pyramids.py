@@ -323,3 +323,39 @@ def test_500_pixel_frames_on_a_smaller_level(corpus: Path, tmp_path: Path) -> No
         assert [lv.shape[:2] for lv in levels] == [(2638, 3236), (329, 404)]
         assert levels[1].asarray().shape == (329, 404, 3)
     assert bioformats_info(out)[0].resolutions == 2
+
+
+def test_real_world_metadata_read_tolerantly(corpus: Path, tmp_path: Path) -> None:
+    """Google's file with no Optical Path Sequence, no Image Type, a 21-character DS Pixel
+    Spacing and an over-length Manufacturer, plus a THUMBNAIL without Pixel Spacing: read, with
+    warnings, and the pixels placed."""
+    from pydicom.dataelem import DataElement
+
+    base = pydicom.dcmread(corpus / GOOGLE)
+    if "OpticalPathSequence" in base:
+        del base.OpticalPathSequence
+    del base.ImageType
+    measures = base.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
+    measures["PixelSpacing"] = DataElement(0x00280030, "DS", "0.0167830000000000001\\0.016783")
+    base.add_new(0x00080070, "LO", "M" * 90)
+    thumb = pydicom.dcmread(corpus / GOOGLE)
+    thumb.SOPInstanceUID = generate_uid()
+    thumb.file_meta.MediaStorageSOPInstanceUID = thumb.SOPInstanceUID
+    thumb.ImageType = ["DERIVED", "PRIMARY", "THUMBNAIL", "RESAMPLED"]
+    del thumb.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing
+    folder = _save([base, thumb], tmp_path / "tolerant")
+    info = _info(folder)
+    kinds = sorted(i["kind"] for i in info["images"])
+    assert kinds == ["THUMBNAIL", "VOLUME"], info
+    volume = next(i for i in info["images"] if i["kind"] == "VOLUME")
+    assert volume["pixel_size_um"] == pytest.approx([16.783, 16.783])
+    assert any("no Image Type" in w for w in info["warnings"])
+    assert any("exceeds the maximum length of 64" in w for w in info["warnings"])
+    out = tmp_path / "out.ome.tiff"
+    proc = run_cli("convert", folder, out)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    with tifffile.TiffFile(out) as tf:
+        assert len(tf.series) == 2
+        tiles, tables = tiff_tiles(out, 0, 0)
+    frames = dicom_frames(base)
+    assert all(same_tile(f, t, tables) for f, t in zip(frames, tiles, strict=True))

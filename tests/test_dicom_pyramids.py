@@ -359,3 +359,36 @@ def test_real_world_metadata_read_tolerantly(corpus: Path, tmp_path: Path) -> No
         tiles, tables = tiff_tiles(out, 0, 0)
     frames = dicom_frames(base)
     assert all(same_tile(f, t, tables) for f, t in zip(frames, tiles, strict=True))
+
+
+def test_instances_split_by_optical_path(pyramid_dicom: Path, tmp_path: Path) -> None:
+    """Each level in two instances, one per optical path (as IDC's HTAN series), with
+    wsi2dcm's habits: one pyramid of three levels and two channels."""
+    levels = _levels(pyramid_dicom)
+    for ds in levels:
+        ds.remove_private_tags()
+    wsi2dcm(levels)
+    instances = []
+    for ds in levels:
+        second = pydicom.dcmread(pyramid_dicom / f"level{levels.index(ds)}.dcm")
+        second.remove_private_tags()
+        for keyword in ("FrameOfReferenceUID", "ImageType", "ImagedVolumeWidth"):
+            setattr(second, keyword, ds.get(keyword))
+        second.ImagedVolumeHeight = ds.ImagedVolumeHeight
+        del second.PyramidUID
+        second.SOPInstanceUID = generate_uid()
+        second.file_meta.MediaStorageSOPInstanceUID = second.SOPInstanceUID
+        second.OpticalPathSequence[0].OpticalPathIdentifier = "2"
+        instances += [ds, second]
+    folder = _save(instances, tmp_path / "paths")
+    info = _info(folder)
+    assert len(info["images"]) == 1, info["warnings"]
+    image = info["images"][0]
+    assert len(image["levels"]) == 3 and [c["id"] for c in image["channels"]] == ["1", "2"]
+    out = tmp_path / "out.ome.tiff"
+    proc = run_cli("convert", folder, out)
+    assert proc.returncode == 0, proc.stderr
+    with tifffile.TiffFile(out) as tf:
+        series = tf.series[0]
+        assert len(series.levels) == 3 and series.shape[0] == 2
+    assert bioformats_info(out)[0].resolutions == 3

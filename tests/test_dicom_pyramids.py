@@ -392,3 +392,23 @@ def test_instances_split_by_optical_path(pyramid_dicom: Path, tmp_path: Path) ->
         series = tf.series[0]
         assert len(series.levels) == 3 and series.shape[0] == 2
     assert bioformats_info(out)[0].resolutions == 3
+
+
+def test_a_second_scan_of_the_same_size_stays_apart(pyramid_dicom: Path, tmp_path: Path) -> None:
+    """Without Pyramid UIDs, a second base level of the same size in another Frame of
+    Reference is another scan: its own image, and info says which attribute differs."""
+    levels = _levels(pyramid_dicom)
+    for ds in levels:
+        ds.remove_private_tags()
+    no_pyramid_uid(levels)
+    rescan = pydicom.dcmread(pyramid_dicom / "level0.dcm")
+    rescan.remove_private_tags()
+    del rescan.PyramidUID
+    rescan.SOPInstanceUID = generate_uid()
+    rescan.file_meta.MediaStorageSOPInstanceUID = rescan.SOPInstanceUID
+    rescan.FrameOfReferenceUID = generate_uid()
+    folder = _save([*levels, rescan], tmp_path / "rescan")
+    info = _info(folder)
+    assert sorted(len(i["levels"]) for i in info["images"]) == [1, 3], info["warnings"]
+    why = [w for w in info["warnings"] if "another scan" in w]
+    assert len(why) == 1 and rescan.FrameOfReferenceUID in why[0], info["warnings"]

@@ -50,6 +50,7 @@ class _Level:
 
     size: tuple[int, int]
     photometric: str
+    frame_of_reference: str
     paths: tuple[str, ...]
     planes: tuple[float, ...]
     spacing: tuple[float, float] | None  # (row, column) mm
@@ -78,8 +79,8 @@ def _spacing(ds: Dataset) -> tuple[float, float] | None:
 
 
 def _planes(ds: Dataset, shape: Geometry) -> tuple[float, ...]:
-    """Z offsets (mm) of the instance's focal planes: the origin's Z plus Spacing Between
-    Slices per plane (C.8.12.2, C.7.6.16.2.1); rounded to 0.1 µm so levels compare."""
+    """Z (µm) of the instance's focal planes: the origin's Z Offset (µm, C.8.12.2) plus
+    Spacing Between Slices (mm, C.7.6.16.2.1) per plane; rounded to 0.1 µm so levels compare."""
     z0 = 0.0
     step = 0.0
     with contextlib.suppress(AttributeError, IndexError, TypeError, ValueError):
@@ -87,7 +88,7 @@ def _planes(ds: Dataset, shape: Geometry) -> tuple[float, ...]:
     with contextlib.suppress(AttributeError, IndexError, KeyError, TypeError, ValueError):
         measures = ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
         step = float(measures.get("SpacingBetweenSlices") or 0)
-    return tuple(round(z0 + k * step, 4) for k in range(max(shape.focal_planes, 1)))
+    return tuple(round(z0 + k * step * 1000.0, 1) for k in range(max(shape.focal_planes, 1)))
 
 
 def _paths(ds: Dataset) -> tuple[str, ...]:
@@ -103,14 +104,15 @@ def _image_type_4(ds: Dataset) -> str:
 
 
 def _levels(members: Sequence[Member], shapes: dict[int, Geometry]) -> list[_Level]:
-    by_key: dict[tuple[tuple[int, int], str], _Level] = {}
+    by_key: dict[tuple[tuple[int, int], str, str], _Level] = {}
     for f, ds in members:
         shape = shapes[id(ds)]
         pi = str(ds.get("PhotometricInterpretation", "") or "")
-        key = (shape.size, pi)
+        frame = str(ds.get("FrameOfReferenceUID", "") or "")
+        key = (shape.size, pi, frame)  # same size, other frame of reference: another scan
         level = by_key.get(key)
         if level is None:
-            level = by_key[key] = _Level(shape.size, pi, (), (), _spacing(ds), [])
+            level = by_key[key] = _Level(shape.size, pi, frame, (), (), _spacing(ds), [])
         level.members.append((f, ds))
         level.paths = tuple(dict.fromkeys(level.paths + _paths(ds)))
         level.planes = tuple(sorted(set(level.planes) | set(_planes(ds, shape))))
@@ -179,7 +181,14 @@ def _tolerant(members: Sequence[Member], shapes: dict[int, Geometry]) -> tuple[l
     for level in _levels(members, shapes):
         reasons = []
         for pyramid in pyramids:
-            why = _mismatch(pyramid[0], level)
+            twin = next((lv for lv in pyramid if lv.size == level.size), None)
+            why = (
+                f"it has the size of {twin.name} ({level.size[0]}×{level.size[1]}), but Frame "
+                f"of Reference UID {level.frame_of_reference or '(absent)'} where {twin.name} "
+                f"has {twin.frame_of_reference or '(absent)'}: another scan, not another level"
+                if twin is not None
+                else _mismatch(pyramid[0], level)
+            )
             if why is None:
                 pyramid.append(level)
                 break

@@ -15,6 +15,7 @@ import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pydicom
 
@@ -39,7 +40,12 @@ class FrameIndex:
 _PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"  # (7FE0,0010), little endian
 
 
-def _pixel_data_position(path: str) -> tuple[bytes | None, int, int]:
+#: Where a header parse stopped (the Pixel Data element's start), set on the data set by the
+#: reader's one parse of the header so the frame index need not parse it again.
+HEADER_END = "_omedicom_header_end"
+
+
+def _pixel_data_position(path: str, ds: Any = None) -> tuple[bytes | None, int, int]:
     """Extended Offset Table (if any), value offset and value length of Pixel Data
     (0xFFFFFFFF when encapsulated).
 
@@ -48,10 +54,12 @@ def _pixel_data_position(path: str) -> tuple[bytes | None, int, int]:
     so the pixels are never walked element by element nor loaded. Anything unusual there
     (big endian, a deflated data set) falls back to pydicom's deferred read."""
     with open(path, "rb") as fh:
-        with warnings.catch_warnings():  # a file cut short is reported below, as an error
-            warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(fh, stop_before_pixels=True, defer_size=256)
-        start = fh.tell()
+        start = getattr(ds, HEADER_END, None) if ds is not None else None
+        if start is None:
+            with warnings.catch_warnings():  # a file cut short is reported below, as an error
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(fh, stop_before_pixels=True, defer_size=256)
+            start = fh.tell()
         eot = ds.ExtendedOffsetTable if "ExtendedOffsetTable" in ds else None
         syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
         head = os.pread(fh.fileno(), 12, start)
@@ -180,10 +188,11 @@ def truncated_error(path: str | Path, where: str) -> InputError:
     )
 
 
-def index_frames(path: str | Path, n_frames: int, frame_size: int) -> FrameIndex:
-    """Index the frames of one instance. ``frame_size`` is the byte size of a native frame."""
+def index_frames(path: str | Path, n_frames: int, frame_size: int, ds: Any = None) -> FrameIndex:
+    """Index the frames of one instance. ``frame_size`` is the byte size of a native frame;
+    ``ds``, the instance's header if the caller parsed it already (with :data:`HEADER_END`)."""
     path = str(path)
-    eot, position, length = _pixel_data_position(path)
+    eot, position, length = _pixel_data_position(path, ds)
     size = os.path.getsize(path)
     if length != 0xFFFFFFFF:
         # the value length is the 4 bytes before the value (PS3.5 7.1.2, OB/OW and implicit VR)

@@ -44,7 +44,7 @@ from ..model import (
 )
 from . import carrier, geometry
 from . import grouping as grouping_module
-from .frames import truncated_error, truncation
+from .frames import HEADER_END, truncated_error, truncation
 from .geometry import Geometry
 from .sources import FileFrames, RemoteFrames, RemoteSeries
 from .tiles import DicomTileSource, Entry
@@ -115,7 +115,10 @@ def read(
         try:
             with warnings_module.catch_warnings(record=True) as caught:
                 warnings_module.simplefilter("always")
-                ds = pydicom.dcmread(f, stop_before_pixels=True)
+                with open(f, "rb") as fh:
+                    ds = pydicom.dcmread(fh, stop_before_pixels=True)
+                    # where Pixel Data starts: the frame index reads from there (frames.py)
+                    object.__setattr__(ds, HEADER_END, fh.tell())
                 for element in ds.iterall():  # convert every value now, warnings included
                     _ = element.value
         except Exception as exc:

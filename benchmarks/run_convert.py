@@ -17,6 +17,10 @@ Usage::
 
     python benchmarks/run_convert.py [--sizes 16384 32768] [--runs 5] [--json out.json]
 
+``--reverse`` also times the way back in the same run: the DICOM folder the last
+conversion wrote is copied with ``cp -r`` and converted back to an OME-TIFF
+(``omedicom convert OUTDIR BACK.ome.tiff``), N times each.
+
 ``--jpegtables`` measures the other JPEG layout: abbreviated tiles with shared JPEGTables,
 which the converter merges into every frame (``make_pyramid.py --jpegtables``).
 """
@@ -47,6 +51,7 @@ class RunResult:
 
     seconds: float
     maxrss_kib: int
+    cpu_seconds: float = 0.0  # user + system time of the child (rusage)
 
 
 @dataclass
@@ -58,6 +63,8 @@ class SizeResult:
     cp_runs: list[RunResult] = field(default_factory=list)
     convert_runs: list[RunResult] = field(default_factory=list)
     output_bytes: int = 0
+    back_cp_runs: list[RunResult] = field(default_factory=list)  # cp -r of the DICOM folder
+    back_runs: list[RunResult] = field(default_factory=list)  # DICOM -> OME-TIFF
 
     @property
     def cp_median(self) -> float:
@@ -76,7 +83,19 @@ class SizeResult:
 
     def summary(self) -> dict[str, float | int]:
         """Return the headline numbers as a flat dict."""
+        back = {}
+        if self.back_runs:
+            back_cp = statistics.median(r.seconds for r in self.back_cp_runs)
+            back_s = statistics.median(r.seconds for r in self.back_runs)
+            back = {
+                "back_cp_median_s": back_cp,
+                "back_median_s": back_s,
+                "back_ratio": back_s / back_cp,
+                "back_cpu_median_s": statistics.median(r.cpu_seconds for r in self.back_runs),
+                "back_peak_rss_mb": max(r.maxrss_kib for r in self.back_runs) * 1024 / 1e6,
+            }
         return {
+            **back,
             "size": self.size,
             "file_mb": self.file_bytes / 1e6,
             "cp_median_s": self.cp_median,
@@ -117,7 +136,11 @@ def run_child(argv: Sequence[str], log: Path) -> RunResult:
         tail = log.read_text(errors="replace")[-2000:]
         msg = f"{shlex.join(argv)} exited with {code}:\n{tail}"
         raise RuntimeError(msg)
-    return RunResult(seconds=seconds, maxrss_kib=usage.ru_maxrss)
+    return RunResult(
+        seconds=seconds,
+        maxrss_kib=usage.ru_maxrss,
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
+    )
 
 
 def rss_floor(log: Path) -> int:
@@ -184,8 +207,11 @@ def ensure_slide(workdir: Path, size: int, tile: int, jpegtables: bool = False) 
     return path
 
 
-def bench_size(src: Path, size: int, cmd: Sequence[str], runs: int, workdir: Path) -> SizeResult:
-    """Time ``cp`` and the convert command on ``src``, ``runs`` times each."""
+def bench_size(
+    src: Path, size: int, cmd: Sequence[str], runs: int, workdir: Path, reverse: bool = False
+) -> SizeResult:
+    """Time ``cp`` and the convert command on ``src``, ``runs`` times each; with ``reverse``,
+    also ``cp -r`` of the DICOM output and its conversion back to OME-TIFF."""
     result = SizeResult(size=size, file_bytes=src.stat().st_size)
     dst = workdir / f"cp_{size}.ome.tiff"
     outdir = workdir / f"out_{size}"
@@ -202,6 +228,21 @@ def bench_size(src: Path, size: int, cmd: Sequence[str], runs: int, workdir: Pat
             os.sync()
             result.convert_runs.append(run_child([*cmd, str(src), str(outdir)], log))
         result.output_bytes = tree_size(outdir)
+        if reverse:
+            back = workdir / f"back_{size}.ome.tiff"
+            copy = workdir / f"cp_{size}_dicom"
+            for f in sorted(outdir.iterdir()):
+                warm_cache(f)
+            for _ in range(runs):
+                remove(copy)
+                os.sync()
+                result.back_cp_runs.append(run_child(["cp", "-r", str(outdir), str(copy)], log))
+            remove(copy)
+            for _ in range(runs):
+                remove(back)
+                os.sync()
+                result.back_runs.append(run_child([*cmd, str(outdir), str(back)], log))
+            remove(back)
     finally:
         remove(dst)
         remove(outdir)
@@ -222,6 +263,20 @@ def markdown_table(results: Sequence[SizeResult]) -> str:
             f"| {s['convert_median_s']:.3f} | {s['ratio']:.2f} "
             f"| {s['convert_peak_rss_mb']:.1f} |"
         )
+    if any(r.back_runs for r in results):
+        lines += [
+            "",
+            "| size (px) | DICOM MB | cp -r median s | back median s | back/cp | back CPU s "
+            "| back peak RSS MB |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in results:
+            s = r.summary()
+            lines.append(
+                f"| {r.size}x{r.size} | {r.output_bytes / 1e6:.1f} | {s['back_cp_median_s']:.3f} "
+                f"| {s['back_median_s']:.3f} | {s['back_ratio']:.2f} "
+                f"| {s['back_cpu_median_s']:.3f} | {s['back_peak_rss_mb']:.1f} |"
+            )
     return "\n".join(lines)
 
 
@@ -240,6 +295,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--jpegtables",
         action="store_true",
         help="slides with abbreviated JPEG tiles and shared JPEGTables (merged into each frame)",
+    )
+    parser.add_argument(
+        "--reverse",
+        action="store_true",
+        help="also time DICOM -> OME-TIFF on the DICOM output, against cp -r of that folder",
     )
     parser.add_argument("--runs", type=int, default=5, help="timed runs per command (default 5)")
     parser.add_argument(
@@ -281,7 +341,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             generated.append(src)
         print(f"benchmarking {src.name} ({args.runs} runs each) ...", file=sys.stderr)
         try:
-            results.append(bench_size(src, size, cmd, args.runs, args.workdir))
+            results.append(
+                bench_size(src, size, cmd, args.runs, args.workdir, reverse=args.reverse)
+            )
         except RuntimeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

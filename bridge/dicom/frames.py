@@ -15,6 +15,7 @@ import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pydicom
 
@@ -36,9 +37,55 @@ class FrameIndex:
         return len(self.ranges)
 
 
-def _pixel_data_position(path: str) -> tuple[bytes | None, int, int]:
+_PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"  # (7FE0,0010), little endian
+
+
+#: Where a header parse stopped (the Pixel Data element's start), set on the data set by the
+#: reader's one parse of the header so the frame index need not parse it again.
+HEADER_END = "_omedicom_header_end"
+
+
+def _pixel_data_position(path: str, ds: Any = None) -> tuple[bytes | None, int, int]:
     """Extended Offset Table (if any), value offset and value length of Pixel Data
-    (0xFFFFFFFF when encapsulated)."""
+    (0xFFFFFFFF when encapsulated).
+
+    The header is parsed up to Pixel Data only (pydicom stops before it); the Pixel Data
+    element's own header (tag, VR, length: PS3.5 7.1.2) is then read where the parse stopped,
+    so the pixels are never walked element by element nor loaded. Anything unusual there
+    (big endian, a deflated data set) falls back to pydicom's deferred read."""
+    with open(path, "rb") as fh:
+        start = getattr(ds, HEADER_END, None) if ds is not None else None
+        if start is None:
+            with warnings.catch_warnings():  # a file cut short is reported below, as an error
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(fh, stop_before_pixels=True, defer_size=256)
+            start = fh.tell()
+        eot = ds.ExtendedOffsetTable if "ExtendedOffsetTable" in ds else None
+        syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+        head = os.pread(fh.fileno(), 12, start)
+    little = syntax is not None and syntax in _LITTLE_ENDIAN
+    if little and len(head) == 12 and head[:4] == _PIXEL_DATA_TAG:
+        if head[4:6] in (b"OB", b"OW") and syntax != "1.2.840.10008.1.2":
+            (length,), position = struct.unpack("<I", head[8:12]), start + 12
+        else:  # implicit VR: tag, then a 4-byte length
+            (length,), position = struct.unpack("<I", head[4:8]), start + 8
+        return eot, position, 0xFFFFFFFF if length == 0xFFFFFFFF else -1
+    return _pixel_data_position_pydicom(path)
+
+
+#: Uncompressed-header transfer syntaxes pydicom leaves the file position in (PS3.5 A.1-A.4):
+#: every little-endian one but Deflated Explicit VR Little Endian.
+_LITTLE_ENDIAN = frozenset(
+    {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.4.50",
+     "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
+     "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.90",
+     "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202",
+     "1.2.840.10008.1.2.4.203", "1.2.840.10008.1.2.5"}
+)  # fmt: skip
+
+
+def _pixel_data_position_pydicom(path: str) -> tuple[bytes | None, int, int]:
+    """:func:`_pixel_data_position` the slow way: pydicom's deferred read of Pixel Data."""
     with open(path, "rb") as fh:
         with warnings.catch_warnings():  # a file cut short is reported below, as an error
             warnings.simplefilter("ignore")
@@ -141,10 +188,11 @@ def truncated_error(path: str | Path, where: str) -> InputError:
     )
 
 
-def index_frames(path: str | Path, n_frames: int, frame_size: int) -> FrameIndex:
-    """Index the frames of one instance. ``frame_size`` is the byte size of a native frame."""
+def index_frames(path: str | Path, n_frames: int, frame_size: int, ds: Any = None) -> FrameIndex:
+    """Index the frames of one instance. ``frame_size`` is the byte size of a native frame;
+    ``ds``, the instance's header if the caller parsed it already (with :data:`HEADER_END`)."""
     path = str(path)
-    eot, position, length = _pixel_data_position(path)
+    eot, position, length = _pixel_data_position(path, ds)
     size = os.path.getsize(path)
     if length != 0xFFFFFFFF:
         # the value length is the 4 bytes before the value (PS3.5 7.1.2, OB/OW and implicit VR)

@@ -1,11 +1,12 @@
 """DICOM VL Whole Slide Microscopy instances (files or folders) -> slide model.
 
 Grouping (PS3.3 A.32.8, C.7.11.1): one slide = one Series; within it, VOLUME instances form a
-pyramid per Pyramid UID (or, without one, per Frame of Reference and photometric
-interpretation), levels ordered by Total Pixel Matrix size; LABEL, OVERVIEW and THUMBNAIL
-instances are associated images. Frames are addressed by TILED_FULL order (C.7.6.17.3) or by
-the Plane Position (Slide) of TILED_SPARSE frames; concatenations (C.7.6.16.2.2.4) are read as
-one instance. Nothing is decoded: tiles are the frames' stored bytes.
+pyramid per Pyramid UID (or, without one, by optical paths, focal planes, photometric
+interpretation and physical extent: grouping.py), levels ordered by Total Pixel Matrix size;
+LABEL, OVERVIEW and THUMBNAIL instances are associated images. Frames are addressed by
+TILED_FULL order (C.7.6.17.3) or by the Plane Position (Slide) of TILED_SPARSE frames;
+concatenations (C.7.6.16.2.2.4) are read as one instance. Nothing is decoded: tiles are the
+frames' stored bytes.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ from ..model import (
     Slide,
 )
 from . import carrier, geometry
-from .frames import truncated_error, truncation
+from . import grouping as grouping_module
+from .frames import HEADER_END, truncated_error, truncation
 from .geometry import Geometry
 from .sources import FileFrames, RemoteFrames, RemoteSeries
 from .tiles import DicomTileSource, Entry
@@ -146,7 +148,10 @@ def read(
         try:
             with warnings_module.catch_warnings(record=True) as caught:
                 warnings_module.simplefilter("always")
-                ds = pydicom.dcmread(f, stop_before_pixels=True)
+                with open(f, "rb") as fh:
+                    ds = pydicom.dcmread(fh, stop_before_pixels=True)
+                    # where Pixel Data starts: the frame index reads from there (frames.py)
+                    object.__setattr__(ds, HEADER_END, fh.tell())
                 for element in ds.iterall():  # convert every value now, warnings included
                     _ = element.value
         except Exception as exc:
@@ -256,20 +261,19 @@ def _build(
     # every instance's sizes are checked before anything is sized by them (geometry.py)
     shapes = {id(ds): geometry.of(f, ds) for f, ds in chosen}
     geometry.check_concatenations(chosen, shapes)
-    pyramids: dict[str, list[tuple[Path, Dataset]]] = defaultdict(list)
+    volumes: list[tuple[Path, Dataset]] = []
     associated: list[list[tuple[Path, Dataset]]] = []
     for f, ds in chosen:
         kind = _kind(ds)
         if "ImageType" not in ds:
             warnings.append(f"{f.name}: no Image Type; read as a VOLUME image")
         if kind is ImageKind.VOLUME:
-            key = str(ds.get("PyramidUID", "")) or "|".join(
-                str(ds.get(k, "")) for k in ("FrameOfReferenceUID", "PhotometricInterpretation")
-            )
-            pyramids[key].append((f, ds))
+            volumes.append((f, ds))
         else:
             associated.append([(f, ds)])
-    groups = list(pyramids.values()) + associated
+    grouping = grouping_module.group(volumes, shapes)
+    warnings.extend(grouping.notes)
+    groups = [list(p) for p in grouping.pyramids] + associated
     # Instances written from an OME-TIFF by the bridge say which OME Image (and level) they
     # were: keep that order and numbering, so the way back restores the original layout.
     infos = _tiff_infos(chosen, groups, warnings)

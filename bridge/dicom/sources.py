@@ -53,7 +53,7 @@ class FileFrames:
         self, path: Path, ds: Dataset, n_frames: int, frame_size: int
     ) -> tuple[list, bool, int]:
         """(entries, encapsulated, stored bytes) of one instance."""
-        index = index_frames(path, n_frames, frame_size)
+        index = index_frames(path, n_frames, frame_size, ds)
         fd = self.fds.get(str(path))
         if fd is None:
             fd = self.fds[str(path)] = os.open(path, os.O_RDONLY)

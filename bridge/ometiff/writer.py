@@ -15,6 +15,7 @@ Deflate, and the conversion says so.
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import uuid
@@ -27,8 +28,17 @@ import numpy as np
 import tifffile
 
 from .. import __version__
-from ..errors import OutputError, UnsupportedError
-from ..model import Compression, Image, ImageKind, Level, Photometric, Slide, TiffLevelInfo
+from ..errors import InputError, OutputError, UnsupportedError
+from ..model import (
+    Compression,
+    FileRange,
+    Image,
+    ImageKind,
+    Level,
+    Photometric,
+    Slide,
+    TiffLevelInfo,
+)
 from ..retile import retiled
 
 #: TIFF compression used for JPEG 2000 codestreams: 33005, Aperio's "JPEG 2000 RGB", which
@@ -121,12 +131,140 @@ def _verbatim_tiles(plan: LevelPlan, z: int, c: int) -> Iterator[bytes]:
     nx, ny = level.grid
     strip = plan.strip
     n = len(strip)
+    parts_of = getattr(level.tiles, "frame_parts", None)
+    if parts_of is not None:  # file ranges: copied in the kernel once tifffile is done
+        keys = ((x, y, z, c) for y in range(ny) for x in range(nx))
+        for parts in parts_of(keys):
+            if not any(isinstance(p, FileRange) for p in parts):
+                data = b"".join(parts)
+                yield data[:2] + data[2 + n :] if n and data[2 : 2 + n] == strip else data
+                continue
+            if n and _head(parts, 2 + n)[2:] == strip:
+                parts = _cut(parts, 2, 2 + n)
+            yield Deferred.of(parts)
+        return
     for y in range(ny):
         for x in range(nx):
             data = level.tiles.encoded(x, y, z, c)
             if n and data[2 : 2 + n] == strip:
                 data = data[:2] + data[2 + n :]
             yield data
+
+
+class Deferred(bytes):
+    """A tile as zero bytes of its length, standing for its parts (file ranges and bytes):
+    tifffile lays out the file and writes the IFDs, :class:`_DeferringFile` skips the zeros,
+    and :meth:`_DeferringFile.fill` copies the parts into place (``copy_file_range``), so the
+    tiles never pass through Python."""
+
+    parts: tuple[bytes | memoryview | FileRange, ...]
+
+    @classmethod
+    def of(cls, parts: Iterable[bytes | memoryview | FileRange]) -> Deferred:
+        parts = tuple(parts)
+        tile = cls(sum(len(p) for p in parts))
+        tile.parts = parts
+        return tile
+
+
+def _head(parts: Iterable[bytes | memoryview | FileRange], size: int) -> bytes:
+    """The first ``size`` bytes of a frame given as parts."""
+    out = b""
+    for part in parts:
+        if len(out) >= size:
+            break
+        want = size - len(out)
+        if isinstance(part, FileRange):
+            out += os.pread(part.fd, min(want, part.count), part.offset)
+        else:
+            out += bytes(part[:want])
+    return out
+
+
+def _cut(
+    parts: Iterable[bytes | memoryview | FileRange], start: int, stop: int
+) -> list[bytes | memoryview | FileRange]:
+    """The parts of a frame with its bytes ``[start, stop)`` taken out."""
+    out: list[bytes | memoryview | FileRange] = []
+    position = 0
+    for part in parts:
+        size = len(part)
+        keep = [(position, min(position + size, start)), (max(position, stop), position + size)]
+        for a, b in keep:
+            if b <= a:
+                continue
+            if isinstance(part, FileRange):
+                out.append(FileRange(part.fd, part.offset + a - position, b - a))
+            else:
+                out.append(part[a - position : b - position])
+        position += size
+    return out
+
+
+class _DeferringFile(io.BufferedRandom):
+    """The output file as tifffile sees it: :class:`Deferred` tiles are skipped (their place
+    recorded) instead of written; :meth:`fill` writes them at their places afterwards."""
+
+    def __init__(self, path: Path):
+        super().__init__(io.FileIO(path, "w+"))
+        self.pending: list[tuple[int, tuple[bytes | memoryview | FileRange, ...]]] = []
+
+    def write(self, data: Any) -> int:  # type: ignore[override]
+        if type(data) is Deferred:
+            self.pending.append((self.tell(), data.parts))  # not the zeros: they are freed
+            self.seek(len(data), os.SEEK_CUR)
+            return len(data)
+        return super().write(data)
+
+    def fill(self) -> None:
+        """Write every deferred tile at its place: runs of tiles that lie back to back in the
+        output are read into one buffer (``preadv``, one call per tile) and written with one
+        ``pwrite``, so a slide costs a few thousand large writes, not one per tile."""
+        from ..dicom.encaps import _pwrite_all
+
+        self.flush()
+        fd = self.fileno()
+        buffer = memoryview(bytearray(FILL_BUFFER))
+        used = 0
+        start = 0  # output position of buffer[0]
+        for position, parts in self.pending:
+            size = sum(len(p) for p in parts)
+            if used and (position != start + used or used + size > FILL_BUFFER):
+                _pwrite_all(fd, buffer[:used], start)
+                used = 0
+            if not used:
+                start = position
+            if size > FILL_BUFFER:  # a tile larger than the buffer: on its own
+                _pwrite_all(fd, b"".join(_read(p) for p in parts), position)
+                continue
+            for part in parts:
+                view = buffer[used : used + len(part)]
+                if isinstance(part, FileRange):
+                    if os.preadv(part.fd, [view], part.offset) != part.count:
+                        view[:] = _read(part)
+                else:
+                    view[:] = part
+                used += len(part)
+        if used:
+            _pwrite_all(fd, buffer[:used], start)
+        self.pending.clear()
+
+
+#: Bytes of the buffer that deferred tiles are gathered in before one write.
+FILL_BUFFER = 4 << 20
+
+
+def _read(part: bytes | memoryview | FileRange) -> bytes:
+    """A part's bytes; a file range that the file no longer holds is a truncated frame."""
+    if not isinstance(part, FileRange):
+        return bytes(part)
+    data = os.pread(part.fd, part.count, part.offset)
+    if len(data) != part.count:
+        raise InputError(
+            f"a frame is truncated: {part.count} bytes at {part.offset} expected",
+            hint="the file was cut short; fetch it again",
+        )
+    return data
 
 
 #: What the first IFD's ImageDescription holds until :func:`put_description` points it at the
@@ -216,7 +354,7 @@ class OmeTiffWriter:
         xml = omexml_writer.build(
             self.slide, self.images, name or path.name, file_uuid, self.split, self.notes
         )
-        with tifffile.TiffWriter(path, bigtiff=True, ome=False) as tw:
+        with _DeferringFile(path) as out, tifffile.TiffWriter(out, bigtiff=True, ome=False) as tw:
             first = True
             for image in self.images:
                 levels = self._levels(image)
@@ -230,6 +368,8 @@ class OmeTiffWriter:
                         subifds=len(levels) - 1 if level.index == 0 and len(levels) > 1 else None,
                     )
                     first = False
+            tw.close()
+            out.fill()
         put_description(path, xml)
 
     def _write_level(

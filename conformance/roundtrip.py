@@ -513,6 +513,16 @@ def _pixel_size(converted: SlideDigest, source: SlideDigest, w: dict) -> Iterato
     dicom, tiff = _pair(converted, source)
     if not dicom.levels or not tiff.levels:
         return
+    if tiff.pixel_size_um is None and dicom.levels[0].spacing_mm is None:
+        # a DICOM source without Pixel Spacing has none to carry (checking it reports that)
+        yield finding(
+            "RT-pixel-size",
+            "neither the OME-TIFF (PhysicalSizeX/Y) nor the DICOM (Pixel Spacing) has a pixel "
+            "size: nothing to compare",
+            severity=Severity.INFO,
+            **w,
+        )
+        return
     if tiff.pixel_size_um is None:
         yield finding(
             "RT-pixel-size",

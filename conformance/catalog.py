@@ -377,7 +377,9 @@ _CHECKS = (
         "RT-levels",
         "roundtrip",
         "MAPPING.md 4.1 (SubIFD width/length = Total Pixel Matrix Columns/Rows)",
-        "The converted slide has the source's pyramid levels, with the same sizes and tile sizes.",
+        "The converted slide has the source's pyramid levels, with the same sizes and tile sizes; "
+        "an OME-TIFF may re-tile DICOM frames that are not multiples of 16 (TIFF 6.0 section 15), "
+        "a note, and RT-tiles then compares the decoded samples on the source's frame grid.",
     ),
     Check(
         "RT-tiles",
@@ -399,7 +401,8 @@ _CHECKS = (
         "roundtrip",
         "MAPPING.md 4.2 (Channel/@Name = Optical Path Description)",
         "The number of optical paths equals the source's channels and their descriptions are "
-        "the channel names.",
+        "the channel names; a DICOM source without an Optical Path Sequence counts as one "
+        "implied optical path (its absence is the source's error, reported by checking it).",
     ),
     Check(
         "RT-icc",

@@ -357,6 +357,9 @@ def compare(converted: SlideDigest, source: SlideDigest, file: str) -> Iterator[
             )
             continue
         tiled = c.tile_size and s.tile_size
+        if tiled and c.tile_size != s.tile_size and _forced_retile(c, s, converted, source):
+            yield from _retiled(i, c, s, w)
+            continue
         if tiled and c.tile_size != s.tile_size:
             yield finding(
                 "RT-levels",
@@ -417,6 +420,57 @@ def _tiles(i: int, c: LevelDigest, s: LevelDigest, w: dict) -> Iterator[Finding]
         a, b = c.pixels(grid), s.pixels(grid)  # type: ignore[misc]
     else:
         a, b = c.hashes(grid), s.hashes(grid)
+    yield from _differ(i, a, b, _what_hashed(c, by_pixels), w)
+
+
+#: TIFF 6.0 section 15: TileWidth and TileLength must be multiples of 16.
+TIFF_TILE_MULTIPLE = 16
+
+
+def _forced_retile(
+    c: LevelDigest, s: LevelDigest, converted: SlideDigest, source: SlideDigest
+) -> bool:
+    """Whether the converted OME-TIFF had to choose other tiles than its DICOM source's frames:
+    frames that are not a multiple of 16 wide and high (TIFF 6.0 section 15, TileWidth /
+    TileLength) cannot be TIFF tiles. Only in that direction: a DICOM frame may have any size
+    (PS3.3 C.8.12.4.1.1), so a DICOM conversion that changes the TIFF's tiles is not forced."""
+    if converted.kind != "OME-TIFF" or source.kind != "DICOM":
+        return False
+    assert c.tile_size is not None and s.tile_size is not None
+    return any(v % TIFF_TILE_MULTIPLE for v in s.tile_size) and not any(
+        v % TIFF_TILE_MULTIPLE for v in c.tile_size
+    )
+
+
+def _retiled(i: int, c: LevelDigest, s: LevelDigest, w: dict) -> Iterator[Finding]:
+    """A level the target format forced into other tiles: a note, then the tile content
+    compared by decoded samples on the source's frame grid (the converted level cut into the
+    source's frames). The new tiles must be lossless: re-tiling lossy tiles means decoding
+    them, and a lossy re-encoding loses what the source had."""
+    assert c.tile_size is not None and s.tile_size is not None
+    yield finding(
+        "RT-levels",
+        f"level {i}: re-tiled from the source's {s.tile_size[0]} x {s.tile_size[1]} frames to "
+        f"{c.tile_size[0]} x {c.tile_size[1]} tiles (TIFF tiles must be multiples of "
+        f"{TIFF_TILE_MULTIPLE}); tile content compared by decoded samples on the source's grid",
+        severity=Severity.INFO,
+        level=i,
+        **w,
+    )
+    if not c.lossless or c.pixels is None or s.pixels is None:
+        yield finding(
+            "RT-tiles",
+            f"level {i}: re-tiled as {c.codec_name or c.codec}, which is not lossless: the "
+            f"source's {s.codec_name or s.codec} samples are not kept",
+            level=i,
+            **w,
+        )
+        return
+    a, b = c.pixels(s.tile_size), s.pixels(s.tile_size)
+    yield from _differ(i, a, b, "decoded samples", w)
+
+
+def _differ(i: int, a: list[str], b: list[str], what: str, w: dict) -> Iterator[Finding]:
     if len(a) != len(b):
         yield finding(
             "RT-tiles", f"level {i}: {len(a)} tiles, the source has {len(b)}", level=i, **w
@@ -427,8 +481,7 @@ def _tiles(i: int, c: LevelDigest, s: LevelDigest, w: dict) -> Iterator[Finding]
         yield finding(
             "RT-tiles",
             f"level {i}: {len(differ)} of {min(len(a), len(b))} tiles differ from the source "
-            f"(SHA-256 of {_what_hashed(c, by_pixels)}); frames "
-            f"{shown}{' ...' if len(differ) > 10 else ''}",
+            f"(SHA-256 of {what}); frames {shown}{' ...' if len(differ) > 10 else ''}",
             level=i,
             frame=differ[0] + 1,
             **w,
@@ -459,6 +512,16 @@ def _pixel_size(converted: SlideDigest, source: SlideDigest, w: dict) -> Iterato
         return
     dicom, tiff = _pair(converted, source)
     if not dicom.levels or not tiff.levels:
+        return
+    if tiff.pixel_size_um is None and dicom.levels[0].spacing_mm is None:
+        # a DICOM source without Pixel Spacing has none to carry (checking it reports that)
+        yield finding(
+            "RT-pixel-size",
+            "neither the OME-TIFF (PhysicalSizeX/Y) nor the DICOM (Pixel Spacing) has a pixel "
+            "size: nothing to compare",
+            severity=Severity.INFO,
+            **w,
+        )
         return
     if tiff.pixel_size_um is None:
         yield finding(
@@ -537,15 +600,27 @@ def _channels(converted: SlideDigest, source: SlideDigest, w: dict) -> Iterator[
     dicom, tiff = _pair(converted, source)
     if not dicom.levels or not tiff.levels:
         return
-    if len(dicom.channels) != len(tiff.channels) and tiff.channels:
+    paths = dicom.channels
+    if not paths and source is dicom:
+        # The Optical Path Sequence is Type 1 (PS3.3 C.8.12.5): a source without it is
+        # non-conformant, which `check SOURCE` reports; its pixels imply one optical path.
+        paths = [None]
         yield finding(
             "RT-channels",
-            f"{len(dicom.channels)} optical path(s) for {len(tiff.channels)} OME channel(s)",
+            "the DICOM source has no Optical Path Sequence; compared as one implied optical path",
+            severity=Severity.INFO,
+            attribute="OpticalPathSequence",
+            **w,
+        )
+    if len(paths) != len(tiff.channels) and tiff.channels:
+        yield finding(
+            "RT-channels",
+            f"{len(paths)} optical path(s) for {len(tiff.channels)} OME channel(s)",
             attribute="OpticalPathSequence",
             **w,
         )
         return
-    for n, (a, b) in enumerate(zip(dicom.channels, tiff.channels, strict=False), start=1):
+    for n, (a, b) in enumerate(zip(paths, tiff.channels, strict=False), start=1):
         if b and a != b:
             yield finding(
                 "RT-channels",

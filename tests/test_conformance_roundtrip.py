@@ -175,3 +175,21 @@ def test_against_on_the_command_line(cases: dict[str, Case], tmp_path: Path) -> 
     assert good.returncode == 0 and json.loads(good.stdout)["against"] == str(case.source)
     missing = run_cli("check", case.out, "--against", tmp_path / "nope.ome.tif", "--no-dicom3tools")
     assert missing.returncode == 2 and "INPUT-unreadable" in missing.stdout
+
+
+def test_a_dicom_conversion_without_optical_paths_is_an_error(
+    cases: dict[str, Case], tmp_path: Path
+) -> None:
+    """Only a DICOM *source* without an Optical Path Sequence implies one path: a converted
+    DICOM series that drops it (Type 1, PS3.3 C.8.12.5) lost the OME channel."""
+
+    def drop(ds: Dataset) -> None:
+        del ds.OpticalPathSequence
+
+    case = cases[WSI_BASE_CASE]
+    report = run(broken_copy(case.out, tmp_path, "level0.dcm", drop), against=case.source)
+    assert any(
+        f.id == "RT-channels" and "0 optical path(s) for 1 OME channel(s)" in f.message
+        for f in report.findings
+        if f.severity is Severity.ERROR
+    ), report.sorted()

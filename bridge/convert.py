@@ -257,11 +257,15 @@ def convert(
     codec: str | None = None,
     lossy: int | None = None,
     annotations: str | os.PathLike[str] | None = None,
+    pyramid: str = "auto",
+    resample: str | None = None,
 ) -> Result:
     """Convert ``src`` to ``dst``. The direction comes from the source unless ``to`` says.
 
     ``progress(total, label)`` returns a callable that is called with each unit of work done.
     ``codec``/``lossy`` choose how tiles the target cannot hold are re-encoded (DICOM).
+    ``pyramid`` (auto, keep, none) and ``resample`` say how missing levels are made
+    (``bridge.pyramid``).
     """
     src, dst = Path(src), Path(dst)
     source_kind = sniff(src)
@@ -276,6 +280,7 @@ def convert(
     options = _Options(
         slide_id, pixel_size_um, patient, codec, lossy, Path(annotations) if annotations else None
     )
+    options = dataclasses.replace(options, pyramid=(pyramid, resample, target))
     if all_timepoints:
         if target != "dicom":
             raise UnsupportedError("--all-timepoints writes DICOM series; use --to dicom")
@@ -301,6 +306,7 @@ class _Options:
     codec: str | None
     lossy: int | None
     annotations: Path | None = None
+    pyramid: tuple[str, str | None, str] = ("keep", None, "dicom")  # mode, resample, target
 
 
 def _open(src: Path, series: str | None, timepoint: int | None, options: _Options) -> Slide:
@@ -311,7 +317,27 @@ def _open(src: Path, series: str | None, timepoint: int | None, options: _Option
         slide = dataclasses.replace(slide, patient=options.patient)
     if options.annotations is not None:
         slide = _add_geojson(slide, options.annotations)
-    return slide
+    return _pyramid(slide, options)
+
+
+def _pyramid(slide: Slide, options: _Options) -> Slide:
+    """Complete (or cut) the pyramids as ``--pyramid`` says (``bridge.pyramid``)."""
+    from . import pyramid
+
+    mode, resample, target = options.pyramid
+    try:
+        return pyramid.apply(
+            slide,
+            pyramid.Mode(mode),
+            resample=pyramid.Resample(resample) if resample else pyramid.DEFAULT_RESAMPLE,
+            quality=options.lossy,
+            # the DICOM writer re-encodes every level for --codec/--lossy: store raw samples
+            raw=target == "dicom" and (options.codec is not None or options.lossy is not None),
+        )
+    except BaseException:
+        if slide.close:
+            slide.close()
+        raise
 
 
 def _add_geojson(slide: Slide, path: Path) -> Slide:

@@ -155,14 +155,14 @@ class Reducer:
         chunks = []
         i = start
         while i < stop:
-            nxt = min(stop, (i // 16 + 1) * 16, (i // self.split + 1) * self.split)
+            nxt = min(stop, (i // 8 + 1) * 8, (i // self.split + 1) * self.split)
             chunks.append((i, nxt))
             i = nxt
 
         def run(chunk: tuple[int, int]) -> None:
             i0, i1 = chunk
             source, base = self._source(i0, i1, current, cur_base)
-            sink(i0, i1)[...] = self._rows(source, base, i0, i1)
+            self._rows(source, base, i0, i1, sink(i0, i1))
 
         if self.pool is not None and len(chunks) > 1:
             list(self.pool.map(run, chunks))
@@ -196,7 +196,7 @@ class Reducer:
         joined = np.concatenate([self.carry[lo - self.base :], current[: hi - cur_base]])
         return joined, lo
 
-    def _rows(self, source: np.ndarray, base: int, i0: int, i1: int) -> np.ndarray:
+    def _rows(self, source: np.ndarray, base: int, i0: int, i1: int, dest: np.ndarray) -> None:
         """Output rows i0..i1-1: the vertical pass, then the horizontal pass, then the
         normalisation by the weights of the pixels that exist."""
         vert = _reduce_axis(source, i0, i1 - i0, self.height, base, self.radius,
@@ -213,20 +213,21 @@ class Reducer:
         else:
             out = _reduce_axis(vert, 0, self.out_w, self.width, 0, self.radius, self.w_acc,
                                self.acc, axis=1)  # fmt: skip
-        return self._normalise(out, self.wv[i0:i1])
+        self._normalise(out, self.wv[i0:i1], dest)
 
-    def _normalise(self, out: np.ndarray, wv: np.ndarray) -> np.ndarray:
+    def _normalise(self, out: np.ndarray, wv: np.ndarray, result: np.ndarray) -> None:
         wh = self.wh
         if self.acc.kind == "f":
             out /= (wv[:, None] * wh[None, :]).astype(self.acc)[..., None]
             if self.dtype.kind == "f":
-                return out.astype(self.dtype)
+                result[...] = out
+                return
             info = np.iinfo(self.dtype)
-            return np.clip(np.rint(out), info.min, info.max).astype(self.dtype)
+            result[...] = np.clip(np.rint(out), info.min, info.max)
+            return
         total = int(self.total) ** 2
         full_rows = wv == self.total
         full_cols = wh == self.total
-        result = np.empty(out.shape, self.dtype)
         edge_rows = np.flatnonzero(~full_rows)
         cols = np.flatnonzero(~full_cols)
         # edges: divide by the weights that exist (integer, round half up)
@@ -249,7 +250,6 @@ class Reducer:
             result[k] = values
         if fixed_cols is not None:
             result[:, cols] = fixed_cols
-        return result
 
 
 def _reduce_axis(
@@ -470,6 +470,7 @@ class PyramidBuilder:
         self.lanes = 4 if self.samples == 3 and self.dtype == np.uint8 else self.samples
         codec = source.codec
         self.jpeg_out = encoding.codec.compression is Compression.JPEG
+        self.scratch = threading.local()
         self.jpeg = (
             codec.compression is Compression.JPEG
             and codec.bits == 8
@@ -521,10 +522,17 @@ class PyramidBuilder:
             from .ometiff.tiles import decode_errors
 
             data = self.source.tiles.encoded(x, y, z, c)
+            space = "RGBA" if self.lanes == 4 else None
+            # into a buffer each thread reuses: fresh pages for every tile cost a third more
+            scratch = getattr(self.scratch, "tile", None)
+            if scratch is None:
+                shape = (self.tile[1], self.tile[0], self.lanes)
+                scratch = self.scratch.tile = np.empty(shape, np.uint8)
             with decode_errors(f"tile ({x}, {y})", str(self.image.name or "the source")):
-                array = imagecodecs.jpeg8_decode(
-                    data, outcolorspace="RGBA" if self.lanes == 4 else None
-                )
+                try:
+                    array = imagecodecs.jpeg8_decode(data, outcolorspace=space, out=scratch)
+                except Exception:  # another size than the tiling says: decode it as it is
+                    array = imagecodecs.jpeg8_decode(data, outcolorspace=space)
         elif self.serial is not None:
             with self.serial:
                 array = self.source.tiles.decoded(x, y, z, c)
@@ -554,21 +562,20 @@ class PyramidBuilder:
                 Reducer(sizes[k], self.lanes, self.dtype, self.resample, pool, split=th)
                 for k in range(len(self.sizes))
             ]
-            bands: list[dict[int, np.ndarray]] = [{} for _ in self.sizes]
-            lock = threading.Lock()
+            # Each new level's rows go into one buffer: a tile row (th rows) plus room for
+            # what one push (PIECE source rows) makes beyond it. A complete tile row is
+            # emitted, and the rows after it moved to the front.
+            piece = max(16, th // 4)
+            rings = [
+                np.empty((th + piece // 2 + 16, w, self.lanes), self.dtype) for w, _ in self.sizes
+            ]
+            starts = [0] * len(self.sizes)  # output row held in rings[k][0]
 
             def sink(k: int) -> Callable[[int, int], np.ndarray]:
-                """Output rows of new level k go straight into its tile row's band."""
-                width_k, height_k = self.sizes[k]
+                """Output rows of new level k go straight into its buffer."""
 
                 def view(i0: int, i1: int) -> np.ndarray:
-                    b = i0 // th
-                    with lock:
-                        band = bands[k].get(b)
-                        if band is None:
-                            rows = min(th, height_k - b * th)
-                            band = bands[k][b] = np.empty((rows, width_k, self.lanes), self.dtype)
-                    return band[i0 - b * th : i1 - b * th]
+                    return rings[k][i0 - starts[k] : i1 - starts[k]]
 
                 return view
 
@@ -597,17 +604,36 @@ class PyramidBuilder:
                     feed(k + 1, band, final)
 
             def feed(k: int, rows: np.ndarray | None, final: bool) -> None:
-                """Rows of the level above new level k; ``final``: the last of them."""
-                reducers[k].push(rows, final=final, sink=sink(k))
-                done = reducers[k].next_out
-                ready = sorted(b for b, band in bands[k].items() if b * th + len(band) <= done)
-                for i, b in enumerate(ready):
-                    emit(k, b, bands[k].pop(b), final and i == len(ready) - 1)
-                if final and not ready and k + 1 < len(self.sizes):
+                """Rows of the level above new level k, pushed PIECE rows at a time;
+                ``final``: the last of them."""
+                count = 0 if rows is None else len(rows)
+                cuts = list(range(0, count, piece)) or [0]
+                for j, cut in enumerate(cuts):
+                    last = final and j == len(cuts) - 1
+                    part = None if rows is None else rows[cut : cut + piece]
+                    reducers[k].push(part, final=last, sink=sink(k))
+                    drain(k, last)
+
+            def drain(k: int, final: bool) -> None:
+                """Emit the complete tile rows of new level k."""
+                height_k = self.sizes[k][1]
+                emitted = False
+                while True:
+                    rows = min(th, height_k - starts[k])
+                    held = reducers[k].next_out - starts[k]
+                    if rows <= 0 or held < rows:
+                        break
+                    ring = rings[k]
+                    emit(k, starts[k] // th, ring[:rows], final and starts[k] + rows >= height_k)
+                    ring[: held - rows] = ring[rows:held]
+                    starts[k] += rows
+                    emitted = True
+                if final and not emitted and k + 1 < len(self.sizes):
                     feed(k + 1, None, True)
 
+            rows_buffer = np.empty((th, width, self.lanes), self.dtype)  # reused: no page faults
             for y in range(ny):
-                band = np.empty((min(th, height - y * th), width, self.lanes), self.dtype)
+                band = rows_buffer[: min(th, height - y * th)]
                 list(pool.map(partial(self._decode_into, band, y=y, z=z, c=c), range(nx)))
                 feed(0, band, y == ny - 1)
         self.spill.flush()

@@ -365,3 +365,10 @@ def test_resample_box_is_the_2x2_mean_of_the_pixels_that_exist(tmp_path: Path) -
     assert level1.shape == (301, 351, 3)
     assert np.array_equal(level1, mean)
     assert level1[-1].min() > 0 and level1[:, -1].min() > 0
+
+
+def test_check_against_the_source_passes_and_notes_the_new_levels(rgb) -> None:
+    proc = run_cli("check", rgb["out"], "--against", rgb["src"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "levels 1-3 are not in the source" in proc.stdout
+    assert " 0 error(s)" in proc.stdout

@@ -372,3 +372,13 @@ def test_check_against_the_source_passes_and_notes_the_new_levels(rgb) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "levels 1-3 are not in the source" in proc.stdout
     assert " 0 error(s)" in proc.stdout
+
+
+@pytest.mark.parametrize("quality", [30, 50, 75, 85, 90, 97])
+def test_jpeg_quality_is_estimated_from_the_quantisation_tables(quality: int) -> None:
+    """New JPEG levels are encoded at the source's quality: libjpeg's own tables recognised."""
+    from bridge.pyramid import estimate_quality
+
+    stream = imagecodecs.jpeg8_encode(samples.tissue(64, 64), level=quality)
+    assert estimate_quality(stream) == quality
+    assert estimate_quality(b"\xff\xd8\xff\xd9") is None

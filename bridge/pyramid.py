@@ -44,6 +44,7 @@ from functools import partial
 import numpy as np
 
 from .codecs import transcode
+from .errors import InputError
 from .model import Codec, Compression, FileRange, Frame, Image, ImageKind, Level, Photometric, Slide
 
 
@@ -455,7 +456,9 @@ class PyramidBuilder:
         encoding: Encoding,
         resample: Resample,
         workers: int | None = None,
+        path: str | None = None,
     ):
+        self.path = path or image.name or "the source"
         self.image = image
         self.source = source
         self.sizes = list(sizes)
@@ -509,7 +512,17 @@ class PyramidBuilder:
     def ensure(self, z: int, c: int) -> None:
         with self.lock:
             if (z, c) not in self.done:
-                self._build(z, c)
+                try:
+                    self._build(z, c)
+                except InputError as exc:  # a damaged tile: copying would not have noticed
+                    exc.message += (
+                        f" (new pyramid levels are made from every tile of level "
+                        f"{self.source.index})"
+                    )
+                    exc.args = (f"{exc.path}: {exc.message}" if exc.path else exc.message,)
+                    keep = "convert with --pyramid keep to copy the tiles as they are"
+                    exc.hint = f"{exc.hint}; or {keep}" if exc.hint else keep
+                    raise
                 self.done.add((z, c))
 
     def _decode_into(self, band: np.ndarray, x: int, *, y: int, z: int, c: int) -> None:
@@ -528,7 +541,7 @@ class PyramidBuilder:
             if scratch is None:
                 shape = (self.tile[1], self.tile[0], self.lanes)
                 scratch = self.scratch.tile = np.empty(shape, np.uint8)
-            with decode_errors(f"tile ({x}, {y})", str(self.image.name or "the source")):
+            with decode_errors(f"tile ({x}, {y})", str(self.path)):
                 try:
                     array = imagecodecs.jpeg8_decode(data, outcolorspace=space, out=scratch)
                 except Exception:  # another size than the tiling says: decode it as it is
@@ -540,8 +553,6 @@ class PyramidBuilder:
             array = self.source.tiles.decoded(x, y, z, c)
         array = array.reshape(array.shape[0], array.shape[1], -1)
         if array.shape[0] < rows or array.shape[1] < cols:
-            from .errors import InputError
-
             raise InputError(
                 f"tile ({x}, {y}) of level {self.source.index} decodes to "
                 f"{array.shape[1]}×{array.shape[0]} px, smaller than its place in the level"
@@ -726,7 +737,7 @@ def apply(
             images.append(image)
             continue
         encoding = choose_encoding(last, quality, raw)
-        builder = PyramidBuilder(image, last, sizes, encoding, resample, workers)
+        builder = PyramidBuilder(image, last, sizes, encoding, resample, workers, path=slide.source)
         builders.append(builder)
         images.append(dataclasses.replace(image, levels=image.levels + tuple(builder.levels())))
     if not builders:

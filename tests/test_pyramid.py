@@ -382,3 +382,20 @@ def test_jpeg_quality_is_estimated_from_the_quantisation_tables(quality: int) ->
     stream = imagecodecs.jpeg8_encode(samples.tissue(64, 64), level=quality)
     assert estimate_quality(stream) == quality
     assert estimate_quality(b"\xff\xd8\xff\xd9") is None
+
+
+def test_a_tile_that_does_not_decode_stops_auto_and_names_keep(tmp_path: Path) -> None:
+    """New levels need every tile decoded: a damaged one is refused (exit 2, nothing written)
+    with the way out, --pyramid keep, which copies the tiles as they are."""
+    src = samples.write_tifffile(tmp_path / "damaged.ome.tif", size=(600, 500), levels=1)
+    with tifffile.TiffFile(src) as tif:
+        offset = tif.pages[0].dataoffsets[3]
+    with open(src, "r+b") as fh:
+        fh.seek(offset + 2)
+        fh.write(bytes(40))  # the tables after SOI
+    proc = run_cli("convert", src, tmp_path / "auto")
+    assert proc.returncode == 2, proc.stderr
+    assert "tile (0, 1) cannot be decoded" in proc.stderr and "--pyramid keep" in proc.stderr
+    assert str(src) in proc.stderr
+    assert not (tmp_path / "auto").exists()
+    assert run_cli("convert", src, tmp_path / "keep", "--pyramid", "keep").returncode == 0

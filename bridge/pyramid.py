@@ -20,8 +20,9 @@ chosen by the measurement in ``benchmarks/pyramid_alias.py`` (numbers in README.
 Streaming: the source level is decoded one tile row at a time (tiles in parallel), reduced
 (row blocks in parallel), and every new level's bands are encoded (tiles in parallel) as soon as
 they are complete, all levels in one pass per plane. The encoded tiles go to an anonymous
-temporary file, so memory holds one band per level, whatever the image's size. imagecodecs and
-numpy release the GIL, so a thread pool uses every core.
+temporary file, so memory holds about one band per level, whatever the image's height (a band
+is as wide as the level). imagecodecs and numpy release the GIL, so a thread pool uses every
+core.
 
 Codec of the new tiles (the source's family): JPEG sources give JPEG at the source's estimated
 quality (from its quantisation tables), or ``--lossy Q``; other sources give the lossless codec

@@ -123,6 +123,19 @@ def build_parser(*, extensions: bool = True) -> argparse.ArgumentParser:
         help="re-encode lossily at this quality (JPEG 1-100; JPEG 2000/HTJ2K: compression "
         "ratio); never the default",
     )
+    conv.add_argument(
+        "--pyramid",
+        choices=["auto", "keep", "none"],
+        default="auto",
+        help="auto (default): add the missing lower levels until the smallest fits in one tile; "
+        "keep: the source's levels only; none: level 0 only",
+    )
+    conv.add_argument(
+        "--resample",
+        choices=["box", "binomial", "lanczos"],
+        help="the low-pass filter of new levels: box (2×2 mean), binomial (1,3,3,1; default) "
+        "or lanczos (Lanczos-3)",
+    )
     time = conv.add_mutually_exclusive_group()
     time.add_argument(
         "--timepoint",
@@ -265,6 +278,8 @@ def _convert(args: argparse.Namespace) -> int:
         lossy=args.lossy,
         annotations=args.annotations,
         specimen=args.specimen,
+        pyramid=args.pyramid,
+        resample=args.resample,
     )
     if deidentify:  # issue 14 (bridge/deid/hooks.py)
         from .deid.hooks import convert_deidentified

@@ -288,11 +288,15 @@ def convert(
     lossy: int | None = None,
     annotations: str | os.PathLike[str] | None = None,
     specimen: str | os.PathLike[str] | None = None,
+    pyramid: str = "auto",
+    resample: str | None = None,
 ) -> Result:
     """Convert ``src`` to ``dst``. The direction comes from the source unless ``to`` says.
 
     ``progress(total, label)`` returns a callable that is called with each unit of work done.
     ``codec``/``lossy`` choose how tiles the target cannot hold are re-encoded (DICOM).
+    ``pyramid`` (auto, keep, none) and ``resample`` say how missing levels are made
+    (``bridge.pyramid``).
     """
     src, dst = Path(src), Path(dst)
     source_kind = sniff(src)
@@ -314,6 +318,7 @@ def convert(
         from .specimen import load
 
         options = dataclasses.replace(options, specimen=load(specimen))
+    options = dataclasses.replace(options, pyramid=(pyramid, resample, target))
     if all_timepoints:
         if target != "dicom":
             raise UnsupportedError("--all-timepoints writes DICOM series; use --to dicom")
@@ -340,6 +345,7 @@ class _Options:
     lossy: int | None
     annotations: Path | None = None
     specimen: Specimen | None = None  # --specimen: stains and description
+    pyramid: tuple[str, str | None, str] = ("keep", None, "dicom")  # mode, resample, target
 
 
 def _open(src: Path, series: str | None, timepoint: int | None, options: _Options) -> Slide:
@@ -359,7 +365,27 @@ def _open(src: Path, series: str | None, timepoint: int | None, options: _Option
             description=given.description or base.description,
         )
         slide = dataclasses.replace(slide, specimen=merged)
-    return slide
+    return _pyramid(slide, options)
+
+
+def _pyramid(slide: Slide, options: _Options) -> Slide:
+    """Complete (or cut) the pyramids as ``--pyramid`` says (``bridge.pyramid``)."""
+    from . import pyramid
+
+    mode, resample, target = options.pyramid
+    try:
+        return pyramid.apply(
+            slide,
+            pyramid.Mode(mode),
+            resample=pyramid.Resample(resample) if resample else pyramid.DEFAULT_RESAMPLE,
+            quality=options.lossy,
+            # the DICOM writer re-encodes every level for --codec/--lossy: store raw samples
+            raw=target == "dicom" and (options.codec is not None or options.lossy is not None),
+        )
+    except BaseException:
+        if slide.close:
+            slide.close()
+        raise
 
 
 def _add_geojson(slide: Slide, path: Path) -> Slide:

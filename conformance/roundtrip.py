@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -339,11 +340,19 @@ def _tiff_level(tf: tifffile.TiffFile, ifds: list[int], level: int, name: str) -
 def compare(converted: SlideDigest, source: SlideDigest, file: str) -> Iterator[Finding]:
     """Findings where ``converted`` does not carry ``source``."""
     w = {"file": file}
-    if len(converted.levels) != len(source.levels):
+    have, want = len(converted.levels), len(source.levels)
+    if have > want and _halvings(converted.levels[want - 1 :]):
         yield finding(
             "RT-levels",
-            f"{len(converted.levels)} pyramid levels, the source ({source.name}) has "
-            f"{len(source.levels)}",
+            f"levels {want}-{have - 1} are not in the source: each is half the size of the one "
+            "above, rounded up (new pyramid levels, convert --pyramid auto)",
+            severity=Severity.INFO,
+            **w,
+        )
+    elif have != want:
+        yield finding(
+            "RT-levels",
+            f"{have} pyramid levels, the source ({source.name}) has {want}",
             **w,
         )
     for i, (c, s) in enumerate(zip(converted.levels, source.levels, strict=False)):
@@ -375,6 +384,11 @@ def compare(converted: SlideDigest, source: SlideDigest, file: str) -> Iterator[
     yield from _channels(converted, source, w)
     yield from _icc(converted, source, w)
     yield from _associated(converted, source, w)
+
+
+def _halvings(levels: list[LevelDigest]) -> bool:
+    """Whether each level is the one above halved, rounded up (``bridge.pyramid``)."""
+    return all(b.size == (-(-a.size[0] // 2), -(-a.size[1] // 2)) for a, b in pairwise(levels))
 
 
 def _tiles(i: int, c: LevelDigest, s: LevelDigest, w: dict) -> Iterator[Finding]:

@@ -483,7 +483,8 @@ def make_slide(folder: Path, name: str, *extra: str, **options: Any) -> Slide:
     folder.mkdir(parents=True, exist_ok=True)
     source = samples.write_tifffile(folder / f"{name}.ome.tif", **options)
     out = folder / f"{name}_dicom"
-    run_cli("convert", source, out, "-q", *extra, check=True)
+    # the source's own levels: the PACS tests count instances and frames
+    run_cli("convert", source, out, "-q", "--pyramid", "keep", *extra, check=True)
     return Slide(source, out)
 
 

@@ -46,7 +46,7 @@ def good(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         ("j2k", raw, ("--codec", "jpeg2000")),
     ):
         out[name] = tmp / name
-        run_cli("convert", src, out[name], "-q", *args, check=True)
+        run_cli("convert", src, out[name], "-q", "--pyramid", "keep", *args, check=True)
     return out
 
 

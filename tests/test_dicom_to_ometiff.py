@@ -134,7 +134,14 @@ def test_bioformats_and_tifffile_see_the_pyramid(converted: dict, corpus: Path, 
     with tifffile.TiffFile(target) as tf:
         levels = tf.series[0].levels
     info = bioformats_info(target)
-    assert info[0].resolutions == len(levels) == 1
+    # one level in the source; --pyramid auto adds halvings until one fits in a tile
+    width, height = source.TotalPixelMatrixColumns, source.TotalPixelMatrixRows
+    widths = [width]
+    while width > source.Columns or height > source.Rows:
+        width, height = -(-width // 2), -(-height // 2)
+        widths.append(width)
+    assert info[0].resolutions == len(levels) == len(widths)
+    assert [lv.shape[1] for lv in levels] == widths
     assert (info[0].width, info[0].height) == (
         source.TotalPixelMatrixColumns,
         source.TotalPixelMatrixRows,

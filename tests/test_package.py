@@ -99,10 +99,11 @@ def test_old_schema_and_prefixed_namespace(corpus: Path) -> None:
 
 def test_progress_bar_on_request_and_silence_otherwise(tmp_path: Path) -> None:
     src = samples.write_tifffile(tmp_path / "p.ome.tif", size=(600, 500), levels=2)
-    quiet = run_cli("convert", src, tmp_path / "a")  # stderr is a pipe: no bar
+    keep = ("--pyramid", "keep")  # the source's 2 levels, 8 frames
+    quiet = run_cli("convert", src, tmp_path / "a", *keep)  # stderr is a pipe: no bar
     assert quiet.returncode == 0
     assert "[" not in quiet.stderr and "wrote 2 DICOM instance(s), 8 frames" in quiet.stderr
-    shown = run_cli("convert", src, tmp_path / "b", "--progress")
+    shown = run_cli("convert", src, tmp_path / "b", "--progress", *keep)
     assert shown.returncode == 0
     assert "p.ome.tif → DICOM [" in shown.stderr and "100% 8/8" in shown.stderr
     silent = run_cli("convert", src, tmp_path / "c", "-q")

@@ -74,10 +74,12 @@ def test_push_ome_tiff_converts_on_the_way(orthanc: Orthanc, slide: Slide, tmp_p
         "push", slide.source, "--dicomweb", orthanc.dicomweb, env={"TMPDIR": str(tmp_path)}
     )
     assert proc.returncode == 0, proc.stderr
-    assert "sent 6 of 6" in proc.stderr
+    # converted as `convert` does by default: the 300×250 level gets a 150×125 one below it
+    # (--pyramid auto), so 3 + 1 levels and 3 associated images
+    assert "sent 7 of 7" in proc.stderr
     assert list(tmp_path.iterdir()) == [], "the temporary conversion was not removed"
     held = orthanc.instances()
-    assert len(held) == 6
+    assert len(held) == 7
     # The level-0 instance's frames carry the OME-TIFF's level-0 tiles, entropy-coded data
     # equal (the tiles were copied, not re-encoded, on the way to the PACS).
     by_frames = {}

@@ -65,7 +65,7 @@ def _origins(out: Path) -> dict[str, tuple[float, float]]:
 
 
 def _convert(src: Path, out: Path, *args: str) -> str:
-    proc = run_cli("convert", src, out, *args)
+    proc = run_cli("convert", src, out, "--pyramid", "keep", *args)  # the levels written
     assert proc.returncode == 0, proc.stderr
     return proc.stderr
 

@@ -358,6 +358,8 @@ class SlideWriter:
                 (codec.compression is Compression.JPEG and codec.bits == 8)
                 or codec.compression is Compression.JPEG2000
                 or (codec.compression is Compression.NONE and codec.bits in (8, 16))
+                # complete JPEG-LS streams omedicom encoded itself (new pyramid levels)
+                or (codec.compression is Compression.JPEGLS and codec.transcoded == "jpegls")
             )
             and codec.photometric is not Photometric.PALETTE
         )
@@ -662,10 +664,12 @@ class SlideWriter:
             or (codec.compression is Compression.JPEG and not codec.lossless)
         )
         dataset.LossyImageCompression = "01" if lossy else "00"
-        if lossy and level.compressed_bytes:
+        # a generated level (bridge.pyramid) knows its size once its tiles are made
+        stored = level.compressed_bytes or getattr(level.tiles, "stored_bytes", lambda: None)()
+        if lossy and stored:
             width, height = level.size
             raw = width * height * codec.samples_per_pixel * (codec.bits // 8)
-            dataset.LossyImageCompressionRatio = [ds(raw / level.compressed_bytes)]
+            dataset.LossyImageCompressionRatio = [ds(raw / stored)]
             method = {
                 Compression.JPEG2000: "ISO_15444_1",
                 Compression.JPEGLS: "ISO_14495_1",

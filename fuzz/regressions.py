@@ -422,6 +422,24 @@ RECIPES = [
         2,
         "strip",
     ),
+    Recipe(
+        "stripoffsets-float",
+        "TypeError @ bridge/ometiff/tiles.py:read",
+        "striped-grey",
+        set_type("0", 273, 11),
+        ("convert", "{input}", "{out}", "-q"),
+        2,
+        "offsets",
+    ),
+    Recipe(
+        "colormap-count",
+        "IndexError @ bridge/ometiff/reader.py:_read_image",
+        "palette",
+        set_count("0", 320, -1),
+        ("info", "{input}"),
+        2,
+        "colormap",
+    ),
 ]
 
 

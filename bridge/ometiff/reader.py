@@ -637,11 +637,19 @@ def _read_image(
         coloured = []
         for c, channel in enumerate(channels[: sizes["C"]]):
             colormap = plane_pages[(0, c)].colormap
-            if channel.color is None and colormap is not None:
-                top = np.asarray(colormap)[:, -1]
-                rgb = tuple(
-                    int(v) >> 8 if int(np.asarray(colormap).max()) > 255 else int(v) for v in top
+            palette = None if colormap is None else np.asarray(colormap)
+            if palette is not None and (
+                palette.ndim != 2 or palette.shape[0] != 3 or not palette.shape[1]
+            ):
+                # TIFF 6.0 section 5: ColorMap holds 3 × 2**BitsPerSample values
+                warnings.append(
+                    f"image {index} channel {c}: the TIFF ColorMap has {palette.size} values, "
+                    "not 3 per palette entry; its colour is not used"
                 )
+                palette = None
+            if channel.color is None and palette is not None:
+                top = palette[:, -1]
+                rgb = tuple(int(v) >> 8 if int(palette.max()) > 255 else int(v) for v in top)
                 channel = dataclasses.replace(channel, color=(*rgb, 255))
             coloured.append(channel)
         channels = (*coloured, *channels[sizes["C"] :])
@@ -797,6 +805,9 @@ def check_layout(path: Path, page: tifffile.TiffPage, what: str) -> None:
     offsets, counts = page.dataoffsets, page.databytecounts
     try:
         for values in (offsets, counts):
+            kinds = np.asarray(values).dtype.kind if len(values) else "u"
+            if kinds not in "iuO" or (kinds == "O" and not all(type(v) is int for v in values)):
+                raise TypeError  # e.g. a FLOAT or RATIONAL tag (TIFF 6.0: SHORT or LONG)
             np.asarray(values, dtype=np.uint64)
     except (ValueError, TypeError, OverflowError):
         raise refuse(f"the {kind} offsets or byte counts are not whole numbers") from None

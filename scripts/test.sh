@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests run against:
 #   dicom3tools (dciodvfy, dcentvfy), libvips-tools (vips), pixelmed-apps (PixelMed's
 #   TIFFToDicom), orthanc + orthanc-dicomweb (the PACS), default-jre-headless (Bio-Formats),
-#   openssl (a test certificate for the TLS test).
-PACKAGES="dicom3tools libvips-tools pixelmed-apps orthanc orthanc-dicomweb default-jre-headless openssl"
+#   openssl (a test certificate for the TLS test), git (`git apply` replays tests/plants/).
+PACKAGES="dicom3tools libvips-tools pixelmed-apps orthanc orthanc-dicomweb default-jre-headless openssl git"
 missing=""
 for p in $PACKAGES; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

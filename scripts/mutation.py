@@ -191,6 +191,33 @@ def run_package(name: str, out: Path, count: int, seed: int, timeout: float) -> 
     }
 
 
+def summarise(name: str, session: Path) -> dict:
+    """What a (possibly interrupted) session holds: mutants not yet run are counted apart."""
+    con = sqlite3.connect(session)
+    total = con.execute("SELECT COUNT(*) FROM work_items").fetchone()[0]
+    con.close()
+    found = [r for r in results(session) if r["worker"] != "skipped"]
+    skipped = len(results(session)) - len(found)
+    left = [r for r in found if r["test"] == "survived"]
+    killed = sum(1 for r in found if r["test"] == "killed")
+    other = [r for r in found if r["test"] not in ("killed", "survived")]
+    return {
+        "package": name,
+        "module_path": TARGETS[name][0],
+        "mutants_total": total,
+        "mutants_run": len(found),
+        "not_run": total - skipped - len(found),
+        "killed": killed,
+        "survived": len(left),
+        "incompetent_or_error": len(other),
+        "score": round(killed / max(1, killed + len(left)), 3),
+        "survivors": [
+            {k: r[k] for k in ("module", "line", "operator", "diff")}
+            for r in sorted(left, key=lambda r: (r["module"], r["line"]))
+        ],
+    }
+
+
 def markdown(reports: list[dict], seed: int) -> str:
     lines = [
         f"| package | mutants | sampled (seed {seed}) | killed | survived | other | score |",
@@ -219,7 +246,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per mutant")
     parser.add_argument("--out", type=Path, default=Path("mutation-run"))
+    parser.add_argument(
+        "--report-from",
+        type=Path,
+        nargs="+",
+        metavar="DIR",
+        help="only summarise the sessions found in these --out folders (also interrupted ones)",
+    )
     args = parser.parse_args(argv)
+    if args.report_from:
+        found = [
+            summarise(name, folder / name / "session.sqlite")
+            for folder in args.report_from
+            for name in TARGETS
+            if (folder / name / "session.sqlite").is_file()
+        ]
+        print(markdown(found, args.seed))
+        print(json.dumps([{k: v for k, v in r.items() if k != "survivors"} for r in found]))
+        return 0
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     reports = []

@@ -40,3 +40,44 @@ def test_checks_run_are_those_of_the_inputs(small: dict[str, Path]) -> None:
     assert [c for c in ran if not c.startswith(("DICOM-", "WSI-"))] == []
     against = run_cli("check", small["out"], "--against", small["src"], "--json")
     assert any(c.startswith("RT-") for c in json.loads(against.stdout)["checks_run"])
+
+
+def _ome_color(r: int, g: int, b: int) -> int:
+    """OME Color: RGBA packed in a signed 32-bit integer (ome.xsd Color)."""
+    value = (r << 24) | (g << 16) | (b << 8) | 0xFF
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def test_channel_colour_becomes_a_black_to_colour_palette(tmp_path: Path) -> None:
+    """bridge/dicom/writer.py ``_palette``: each fluorescence channel's OME Color becomes a
+    Palette Color Lookup Table (PS3.3 C.8.12.5.1.4) that runs from black, entry 0, to the
+    colour, entry 255: entry i of component k is round(i × k / 255) × 257 (16-bit entries)."""
+    import numpy as np
+    import pydicom
+    import tifffile
+
+    colours = [(255, 0, 0), (0, 200, 100)]
+    data = np.stack([np.full((64, 96), 40 * (c + 1), np.uint8) for c in range(2)])
+    src = tmp_path / "colours.ome.tif"
+    tifffile.imwrite(
+        src, data, tile=(64, 64), compression="zlib",
+        metadata={
+            "axes": "CYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5,
+            "Channel": {"Name": ["red", "teal"], "Color": [_ome_color(*c) for c in colours]},
+        },
+    )  # fmt: skip
+    out = tmp_path / "dicom"
+    run_cli("convert", src, out, "-q", check=True)
+    items = {}
+    for path in out.glob("*.dcm"):
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        for item in ds.get("OpticalPathSequence", []):
+            items[str(item.get("OpticalPathDescription", ""))] = item
+    assert set(items) >= {"red", "teal"}, sorted(items)
+    ramp = np.arange(256) / 255
+    for name, colour in zip(["red", "teal"], colours, strict=True):
+        (lut,) = items[name].PaletteColorLookupTableSequence
+        for keyword, k in zip(("Red", "Green", "Blue"), colour, strict=True):
+            assert list(lut[f"{keyword}PaletteColorLookupTableDescriptor"].value) == [256, 0, 16]
+            got = np.frombuffer(lut[f"{keyword}PaletteColorLookupTableData"].value, "<u2")
+            np.testing.assert_array_equal(got, np.round(ramp * k) * 257, err_msg=name + keyword)

@@ -81,3 +81,14 @@ def test_channel_colour_becomes_a_black_to_colour_palette(tmp_path: Path) -> Non
             assert list(lut[f"{keyword}PaletteColorLookupTableDescriptor"].value) == [256, 0, 16]
             got = np.frombuffer(lut[f"{keyword}PaletteColorLookupTableData"].value, "<u2")
             np.testing.assert_array_equal(got, np.round(ramp * k) * 257, err_msg=name + keyword)
+
+
+def test_a_deflate_round_trip_keeps_its_carried_layout_silently(tmp_path: Path) -> None:
+    """bridge/dicom/reader.py: the TIFF layout carried for a level without JPEG tables or an
+    inserted marker (here Deflate) is whole, so the way back says nothing about it."""
+    src = samples.write_tifffile(tmp_path / "zlib.ome.tif", size=(300, 200), levels=1,
+                                 compression="zlib")  # fmt: skip
+    run_cli("convert", src, tmp_path / "dicom", "-q", check=True)
+    back = run_cli("convert", tmp_path / "dicom", tmp_path / "back.ome.tiff")
+    assert back.returncode == 0, back.stderr
+    assert "carried TIFF layout" not in back.stderr, back.stderr

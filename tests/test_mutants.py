@@ -92,3 +92,37 @@ def test_a_deflate_round_trip_keeps_its_carried_layout_silently(tmp_path: Path) 
     back = run_cli("convert", tmp_path / "dicom", tmp_path / "back.ome.tiff")
     assert back.returncode == 0, back.stderr
     assert "carried TIFF layout" not in back.stderr, back.stderr
+
+
+def test_uncompressed_strips_are_cut_into_tiles_column_by_column(tmp_path: Path) -> None:
+    """bridge/ometiff/tiles.py: a striped uncompressed level wider than one DICOM tile is read
+    strip row by strip row at each tile's column offset; every frame holds its own columns."""
+    import numpy as np
+    import pydicom
+    import tifffile
+    from pydicom.encaps import generate_frames
+
+    image = samples.tissue(300, 1300, seed=11)  # wider than one tile (1024): 512-pixel tiles
+    src = tmp_path / "strips.ome.tif"
+    meta = {"axes": "YXS", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5}
+    tifffile.imwrite(src, image, photometric="rgb", rowsperstrip=16, metadata=meta)
+    run_cli("convert", src, tmp_path / "dicom", "-q", check=True)
+    ds = pydicom.dcmread(tmp_path / "dicom" / "level0.dcm")
+    rows, cols, n = ds.Rows, ds.Columns, int(ds.NumberOfFrames)
+    across = -(-1300 // cols)
+    assert across > 1  # the tiles do start at column offsets
+    if ds.file_meta.TransferSyntaxUID.is_compressed:
+        import imagecodecs
+
+        frames = [imagecodecs.imread(f) for f in generate_frames(ds.PixelData, number_of_frames=n)]
+    else:
+        size = rows * cols * 3
+        frames = [
+            np.frombuffer(ds.PixelData[i * size : (i + 1) * size], np.uint8) for i in range(n)
+        ]
+    for i, frame in enumerate(frames):
+        ty, tx = divmod(i, across)
+        want = np.zeros((rows, cols, 3), np.uint8)
+        part = image[ty * rows : (ty + 1) * rows, tx * cols : (tx + 1) * cols]
+        want[: part.shape[0], : part.shape[1]] = part
+        np.testing.assert_array_equal(np.asarray(frame).reshape(rows, cols, 3), want, f"frame {i}")

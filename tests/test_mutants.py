@@ -126,3 +126,32 @@ def test_uncompressed_strips_are_cut_into_tiles_column_by_column(tmp_path: Path)
         part = image[ty * rows : (ty + 1) * rows, tx * cols : (tx + 1) * cols]
         want[: part.shape[0], : part.shape[1]] = part
         np.testing.assert_array_equal(np.asarray(frame).reshape(rows, cols, 3), want, f"frame {i}")
+
+
+def test_frames_in_several_fragments_without_an_offset_table(
+    small: dict[str, Path], tmp_path: Path
+) -> None:
+    """conformance/frames.py: with an empty Basic Offset Table, fragments that do not start a
+    JPEG stream (no SOI) continue the frame before them (PS3.5 A.4): two fragments per frame
+    are still one frame each, and the check passes."""
+    import shutil
+
+    import pydicom
+    from pydicom.encaps import encapsulate, generate_frames
+
+    folder = tmp_path / "fragmented"
+    shutil.copytree(small["out"], folder)
+    path = folder / "level0.dcm"
+    ds = pydicom.dcmread(path)
+    n = int(ds.NumberOfFrames)
+    assert n > 1
+    frames = list(generate_frames(ds.PixelData, number_of_frames=n))
+    ds.PixelData = encapsulate(frames, fragments_per_frame=2, has_bot=False)
+    for keyword in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
+        if keyword in ds:
+            delattr(ds, keyword)
+    ds.save_as(path)
+    proc = run_cli("check", folder, "--json", "--no-dicom3tools", "--deep")
+    report = json.loads(proc.stdout)
+    errors = [f for f in report["findings"] if f["severity"] == "error"]
+    assert proc.returncode == 0 and errors == [], errors

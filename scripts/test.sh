@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 #   dicom3tools (dciodvfy, dcentvfy), libvips-tools (vips), pixelmed-apps (PixelMed's
 #   TIFFToDicom), orthanc + orthanc-dicomweb (the PACS), default-jre-headless (Bio-Formats),
 #   openssl (a test certificate for the TLS test), chromium (the headless browser that
-#   judges the HTML reports, driven by Playwright).
-PACKAGES="dicom3tools libvips-tools pixelmed-apps orthanc orthanc-dicomweb default-jre-headless openssl chromium"
+#   judges the HTML reports, driven by Playwright), git (`git apply` replays tests/plants/).
+PACKAGES="dicom3tools libvips-tools pixelmed-apps orthanc orthanc-dicomweb default-jre-headless openssl chromium git"
 missing=""
 for p in $PACKAGES; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

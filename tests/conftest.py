@@ -13,6 +13,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "plants: replays a planted bug and runs the tests that must catch it (slow)"
+    )
+
+
 def corpus_dir() -> Path:
     return Path(os.environ.get("OMEDICOM_CORPUS", REPO.parent / "shared" / "corpus"))
 

@@ -582,15 +582,26 @@ def assert_same_instances(pulled: Path, originals: list[Path]) -> None:
 
 
 def ome_tiff_tiles(path: Path, level: int = 0) -> list[bytes]:
-    """The entropy-coded data of each JPEG tile of the first image's ``level``, in file order."""
+    """Each JPEG tile of the first image's ``level``, in file order, as a complete stream: the
+    tile as stored, with the page's JPEGTables segments (``SOI tables EOI``, TIFF Technical
+    Note 2) put back right after its SOI when it has them."""
     import tifffile
-
-    from bridge.codecs.jpeg import entropy_coded_data
 
     with tifffile.TiffFile(path) as tif:
         page = tif.series[0].levels[level].keyframe
+        tables = page.jpegtables
         tiles = []
         for offset, count in zip(page.dataoffsets, page.databytecounts, strict=True):
             tif.filehandle.seek(offset)
-            tiles.append(entropy_coded_data(tif.filehandle.read(count)))
+            tile = tif.filehandle.read(count)
+            if tables and len(tables) > 4:
+                tile = tile[:2] + tables[2:-2] + tile[2:]
+            tiles.append(tile)
     return tiles
+
+
+def jpeg_stream(frame: bytes) -> bytes:
+    """A JPEG frame without its pad byte: fragments have even lengths (PS3.5 A.4), so an
+    odd-length stream is stored with one 0x00 after its EOI."""
+    assert frame[:2] == b"\xff\xd8", "not a JPEG frame"
+    return frame[:-1] if frame.endswith(b"\xff\xd9\x00") else frame

@@ -57,13 +57,16 @@ def write_tifffile(
     subsampling: tuple[int, int] = (2, 2),
     rgb_jpeg: bool = False,
     icc: bytes | None = None,
-    pixel_size: float | None = 0.5,
+    pixel_size: float | tuple[float, float] | None = 0.5,
     samples: int = 3,
     label: bool = False,
 ) -> Path:
     """A pyramidal OME-TIFF written by tifffile (SubIFDs, NewSubfileType 1).
 
     ``rgb_jpeg`` makes non-transformed RGB JPEG tiles (Adobe APP14 transform 0, Photometric RGB).
+    ``pixel_size`` is µm, one number for square pixels or (PhysicalSizeX, PhysicalSizeY).
+    Each level is the previous one's 2×2 mean, odd rows and columns dropped (so an odd size
+    gives a pyramid whose two axes do not shrink by the same factor).
     """
     image = tissue(size[1], size[0], seed=hash(path.name) & 0xFFFF, samples=samples)
     if samples == 1:
@@ -82,9 +85,10 @@ def write_tifffile(
         options["compression"] = compression
     metadata: dict = {"axes": "YXS" if samples == 3 else "YX", "Name": path.stem}
     if pixel_size is not None:
+        px, py = pixel_size if isinstance(pixel_size, tuple) else (pixel_size, pixel_size)
         metadata.update(
-            PhysicalSizeX=pixel_size,
-            PhysicalSizeY=pixel_size,
+            PhysicalSizeX=px,
+            PhysicalSizeY=py,
             PhysicalSizeXUnit="µm",
             PhysicalSizeYUnit="µm",
         )

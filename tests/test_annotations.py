@@ -183,9 +183,15 @@ def acceptance_rois() -> list[ROI]:
     return rois
 
 
+#: µm, PhysicalSizeX × PhysicalSizeY: not square, so a row/column mix-up in the 3D (slide mm)
+#: coordinates or the conformance checks shows.
+PIXEL_SIZE = (0.25, 0.26)
+
+
 def make_ome_tiff_with_rois(path: Path, rois: list[ROI], size: tuple[int, int] = SIZE) -> str:
-    """A tifffile OME-TIFF pyramid whose OME-XML is replaced by one carrying ``rois``."""
-    samples.write_tifffile(path, size=size, levels=2, tile=256)
+    """A tifffile OME-TIFF pyramid (non-square pixels) whose OME-XML is replaced by one
+    carrying ``rois``."""
+    samples.write_tifffile(path, size=size, levels=2, tile=256, pixel_size=PIXEL_SIZE)
     with tifffile.TiffFile(path) as tif:
         ome = ome_types.from_xml(tif.pages.first.description)
     ome.rois = rois
@@ -197,7 +203,8 @@ def make_ome_tiff_with_rois(path: Path, rois: list[ROI], size: tuple[int, int] =
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The acceptance OME-TIFF, its conversion to DICOM and the ANN instance written for it."""
+    """The acceptance OME-TIFF, its conversion to DICOM and the ANN instance ``convert``
+    wrote for it (the fixture never writes it itself: a convert that drops it fails here)."""
     tmp = tmp_path_factory.mktemp("ann")
     source = tmp / "rois.ome.tif"
     xml = make_ome_tiff_with_rois(source, acceptance_rois())
@@ -205,9 +212,7 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> dict:
     run_cli("convert", source, out, "-q", check=True)
     groups, warnings = rois_from_ome_xml(xml)
     ann_path = out / "annotations.dcm"
-    made_by_cli = ann_path.exists()  # once the convert command writes it (wiring)
-    if not made_by_cli:
-        write_dicom_annotations(groups, out / "level0.dcm", ann_path)
+    assert ann_path.is_file(), f"omedicom convert wrote no annotations.dcm: {sorted(out.iterdir())}"
     return {
         "source": source,
         "xml": xml,
@@ -291,7 +296,7 @@ def test_dciodvfy_finds_no_error_in_the_annotations(converted: dict) -> None:
 
 
 def test_conformance_annotation_checks_pass(converted: dict) -> None:
-    ann_checks = pytest.importorskip("conformance.ann")
+    from conformance import ann as ann_checks
     from conformance import dicomfiles
     from conformance.findings import Severity
 
@@ -303,7 +308,7 @@ def test_conformance_annotation_checks_pass(converted: dict) -> None:
 
 def test_conformance_annotation_checks_can_fail(converted: dict, tmp_path: Path) -> None:
     """The same checks trip on a copy whose polygon repeats its first point."""
-    ann_checks = pytest.importorskip("conformance.ann")
+    from conformance import ann as ann_checks
     from conformance import dicomfiles
     from conformance.findings import Severity
 

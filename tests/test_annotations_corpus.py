@@ -438,9 +438,8 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict:
     xml = make_ome_tiff_with_rois(src, acceptance_rois())
     out = tmp / "dicom"
     run_cli("convert", src, out, "-q", check=True)
-    if not (out / "annotations.dcm").exists():
-        groups, _ = rois_from_ome_xml(xml)
-        write_dicom_annotations(groups, out / "level0.dcm", out / "annotations.dcm")
+    assert (out / "annotations.dcm").is_file(), "omedicom convert wrote no annotations.dcm"
+    assert rois_from_ome_xml(xml)[0]  # the source has ROIs to export
     return {"src": src, "out": out, "tmp": tmp}
 
 
@@ -601,11 +600,7 @@ def _convert_writes_annotations(tmp: Path) -> bool:
 @pytest.fixture(scope="module")
 def wiring(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("wiring")
-    if not _convert_writes_annotations(tmp):
-        pytest.skip(
-            "WIRING: `omedicom convert` does not write annotations.dcm yet (issue 5: the lead "
-            "calls bridge.annotations from the readers/writers); un-skip once it does"
-        )
+    assert _convert_writes_annotations(tmp), "`omedicom convert` wrote no annotations.dcm"
     return tmp
 
 
@@ -637,8 +632,7 @@ def test_wired_dicom_to_ome_tiff_has_the_rois(wiring: Path) -> None:
 
 
 def test_wired_convert_takes_a_geojson(wiring: Path) -> None:
-    if "--annotations" not in run_cli("convert", "--help").stdout:
-        pytest.skip("WIRING: `omedicom convert --annotations FILE.geojson` is not wired yet")
+    assert "--annotations" in run_cli("convert", "--help").stdout
     gj = wiring / "qupath.geojson"
     gj.write_text(json.dumps(QUPATH))
     src = wiring / "plain.ome.tif"

@@ -94,7 +94,9 @@ def test_old_schema_and_prefixed_namespace(corpus: Path) -> None:
         "info", corpus / "ome-tiff" / "ome-model__2010-06_6x4y1z1t3c8b-swatch-ROI.ome.tiff"
     )
     assert proc.returncode == 0, proc.stderr
-    assert "6×4 px" in proc.stdout or "6×6" in proc.stdout
+    # 6 columns × 4 rows (its TIFF page is 4 × 6 samples, OME SizeX 6, SizeY 4): width first
+    assert "level 0: 6×4 px" in proc.stdout, proc.stdout
+    assert "4×6" not in proc.stdout
 
 
 def test_progress_bar_on_request_and_silence_otherwise(tmp_path: Path) -> None:

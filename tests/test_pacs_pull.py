@@ -16,6 +16,7 @@ from orthanc import (  # noqa: F401 - fixtures: orthanc, orthancs, orthanc_facto
     Slide,
     assert_same_instances,
     dicom_frames,
+    jpeg_stream,
     make_slide,
     ome_tiff_tiles,
     omedicom,
@@ -26,7 +27,6 @@ from orthanc import (  # noqa: F401 - fixtures: orthanc, orthancs, orthanc_facto
     slide_fixture,
 )
 
-from bridge.codecs.jpeg import entropy_coded_data
 from bridge.pacs.dicomweb import DicomWeb, RemoteSeries
 from bridge.pacs.http import Http
 
@@ -72,7 +72,7 @@ def test_pull_into_an_ome_tiff(
     assert proc.returncode == 0, proc.stderr
     assert "pulled 6 of 6 instance(s) (31 frames)" in proc.stderr
     assert [p.name for p in tmp_path.iterdir()] == [dst.name]  # the DICOM stage is gone
-    frames = [entropy_coded_data(f) for f in dicom_frames(slide.folder / "level0.dcm")]
+    frames = [jpeg_stream(f) for f in dicom_frames(slide.folder / "level0.dcm")]
     assert ome_tiff_tiles(dst) == frames == ome_tiff_tiles(slide.source)
     for level in (1, 2):
         assert ome_tiff_tiles(dst, level) == ome_tiff_tiles(slide.source, level)

@@ -17,6 +17,7 @@ from orthanc import (  # noqa: F401 - fixtures: orthanc, orthancs, orthanc_facto
     assert_frames_identical,
     assert_held_exactly_once,
     dicom_frames,
+    jpeg_stream,
     ome_tiff_tiles,
     omedicom,
     orthanc_factory_fixture,
@@ -25,8 +26,6 @@ from orthanc import (  # noqa: F401 - fixtures: orthanc, orthancs, orthanc_facto
     server_args,
     slide_fixture,
 )
-
-from bridge.codecs.jpeg import entropy_coded_data
 
 PROTOCOLS = ["dicomweb", "dimse"]
 
@@ -88,7 +87,7 @@ def test_push_ome_tiff_converts_on_the_way(orthanc: Orthanc, slide: Slide, tmp_p
         path.write_bytes(orthanc.file(item["id"]))
         by_frames[int(pydicom.dcmread(path, stop_before_pixels=True).NumberOfFrames)] = path
     level0 = by_frames[20]
-    pushed = [entropy_coded_data(f) for f in dicom_frames(level0)]
+    pushed = [jpeg_stream(f) for f in dicom_frames(level0)]
     assert pushed == ome_tiff_tiles(slide.source)
 
 

@@ -140,3 +140,54 @@ def test_pixelmed_series_round_trip(tmp_path: Path) -> None:
     back = tmp_path / "back"
     assert run_cli("convert", middle, back, "-q").returncode == 0
     _compare_dicom(files, sorted(back.iterdir()))
+
+
+#: A real Zeiss CZI converted by Bio-Formats: an Instrument (Microscope, Objectives, Detectors,
+#: light sources) that the Image refers to through InstrumentRef, ObjectiveSettings and
+#: DetectorSettings, and 290 kB of StructuredAnnotations.
+ZEISS = "ome-tiff/aicsimageio__s_1_t_1_c_1_z_1.ome.tiff"
+
+
+def _element_counts(xml: str) -> dict[str, int]:
+    from collections import Counter
+
+    from lxml import etree
+
+    return Counter(etree.QName(e).localname for e in etree.fromstring(xml.encode()).iter())
+
+
+def _dangling_references(xml: str) -> list[str]:
+    """IDs that a ``...Ref`` or ``...Settings`` element names but no element defines."""
+    from lxml import etree
+
+    root = etree.fromstring(xml.encode())
+    defined, wanted = set(), []
+    for e in root.iter():
+        qname = etree.QName(e)
+        name = qname.localname
+        if qname.namespace != root.nsmap[None]:  # e.g. StructuredAnnotations' own content
+            continue
+        if name.endswith(("Ref", "Settings")):
+            wanted.append(f"{name}={e.get('ID')}")
+        elif e.get("ID") is not None:
+            defined.add(e.get("ID"))
+    return [w for w in wanted if w.split("=", 1)[1] not in defined]
+
+
+def test_zeiss_instrument_survives_ome_tiff_dicom_ome_tiff(corpus: Path, tmp_path: Path) -> None:
+    """The whole OME-XML comes back (ome-types model equality: every element and attribute),
+    file identity (UUIDs, Creator, TiffData file names) aside; no reference dangles."""
+    src = corpus / ZEISS
+    dicom = tmp_path / "dicom"
+    assert run_cli("convert", src, dicom, "-q").returncode == 0
+    back = tmp_path / "back.ome.tiff"
+    proc = run_cli("convert", dicom, back, "-q")
+    assert proc.returncode == 0, proc.stderr
+    with tifffile.TiffFile(src) as a, tifffile.TiffFile(back) as b:
+        xml_a, xml_b = a.ome_metadata, b.ome_metadata
+    counts = _element_counts(xml_a)
+    assert counts["Objective"] >= 1 and counts["Detector"] >= 1 and counts["InstrumentRef"] == 1
+    assert _dangling_references(xml_a) == []  # the source is whole
+    assert _dangling_references(xml_b) == []
+    assert _element_counts(xml_b) == counts
+    assert _ome_without_file_identity(back) == _ome_without_file_identity(src)

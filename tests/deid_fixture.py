@@ -141,12 +141,12 @@ def build(tmp: Path) -> Path:
     ome = _ome(tmp / "phi.ome.tiff")
     meta = _metadata(tmp / "phi.json")
     first = tmp / "first_dicom"
-    run_cli("convert", ome, first, "--metadata", meta, check=True)
+    run_cli("convert", "--pyramid", "keep", ome, first, "--metadata", meta, check=True)
     _strip_carrier(first)
     back = tmp / "carried.ome.tiff"
-    run_cli("convert", first, back, check=True)
+    run_cli("convert", "--pyramid", "keep", first, back, check=True)
     _add_experimenter(back)
     out = tmp / "phi_dicom"
-    run_cli("convert", back, out, check=True)
+    run_cli("convert", "--pyramid", "keep", back, out, check=True)
     _plant(out, tifffile.tiffcomment(back))
     return out

@@ -38,7 +38,7 @@ def converted(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     done = {}
     for name in CLEAN:
         target = out / f"{name}.ome.tiff"
-        run_cli("convert", corpus / "dicom" / name, target, "-q", check=True)
+        run_cli("convert", "--pyramid", "keep", corpus / "dicom" / name, target, "-q", check=True)
         done[name] = target
     return done
 

@@ -96,7 +96,17 @@ MUTATIONS: dict[str, Callable[[list[pydicom.Dataset]], None]] = {
 @pytest.fixture(scope="module")
 def pyramid_dicom(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bf") / "dicom"
-    run_cli("convert", corpus / PYRAMID, out, "-q", "--pixel-size", str(PIXEL_UM), check=True)
+    run_cli(
+        "convert",
+        "--pyramid",
+        "keep",
+        corpus / PYRAMID,
+        out,
+        "-q",
+        "--pixel-size",
+        str(PIXEL_UM),
+        check=True,
+    )
     return out
 
 
@@ -145,7 +155,7 @@ def _check_ome_tiff(
     folder: Path, out: Path, n_levels: int, pixel_um: float, tmp: Path
 ) -> tuple[list[bytes], list[list[bytes]]]:
     """Convert, and judge with tifffile and Bio-Formats; the TIFF's tiles per level."""
-    proc = run_cli("convert", folder, out)
+    proc = run_cli("convert", "--pyramid", "keep", folder, out)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     with tifffile.TiffFile(out) as tf:
@@ -326,7 +336,7 @@ def test_500_pixel_frames_on_a_smaller_level(corpus: Path, tmp_path: Path) -> No
     assert len(info["images"]) == 1, info["warnings"]
     assert [lv["size"] for lv in info["images"][0]["levels"]] == [[3236, 2638], [404, 329]]
     out = tmp_path / "out.ome.tiff"
-    proc = run_cli("convert", folder, out)
+    proc = run_cli("convert", "--pyramid", "keep", folder, out)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     assert "not a multiple of 16" in proc.stderr
     with tifffile.TiffFile(out) as tf:
@@ -363,7 +373,7 @@ def test_real_world_metadata_read_tolerantly(corpus: Path, tmp_path: Path) -> No
     assert any("no Image Type" in w for w in info["warnings"])
     assert any("exceeds the maximum length of 64" in w for w in info["warnings"])
     out = tmp_path / "out.ome.tiff"
-    proc = run_cli("convert", folder, out)
+    proc = run_cli("convert", "--pyramid", "keep", folder, out)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     with tifffile.TiffFile(out) as tf:
         assert len(tf.series) == 2
@@ -397,7 +407,7 @@ def test_instances_split_by_optical_path(pyramid_dicom: Path, tmp_path: Path) ->
     image = info["images"][0]
     assert len(image["levels"]) == 3 and [c["id"] for c in image["channels"]] == ["1", "2"]
     out = tmp_path / "out.ome.tiff"
-    proc = run_cli("convert", folder, out)
+    proc = run_cli("convert", "--pyramid", "keep", folder, out)
     assert proc.returncode == 0, proc.stderr
     with tifffile.TiffFile(out) as tf:
         series = tf.series[0]

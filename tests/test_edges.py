@@ -495,7 +495,7 @@ def test_readme_lists_the_test_packages_and_links_no_missing_file() -> None:
     readme = (REPO / "README.md").read_text()
     script = (REPO / "scripts" / "test.sh").read_text()
     packages = re.search(r'^PACKAGES="([^"]+)"', script, re.M).group(1).split()
-    assert len(packages) == 7
+    assert "dicom3tools" in packages  # the script names its packages, and the README each
     for package in packages:
         assert f"`{package}`" in readme, package
     assert "PEERS.md" not in readme

@@ -34,8 +34,10 @@ def converted(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     for key, (name, args) in SOURCES.items():
         src = corpus / "wsi-tiff" / name
         dcm, ome = tmp / f"{key}_dicom", tmp / f"{key}.ome.tif"
-        run_cli("convert", src, dcm, "-q", *args, check=True)
-        run_cli("convert", src, ome, "-q", check=True)  # a .tif name: OME-TIFF, no --to
+        run_cli("convert", "--pyramid", "keep", src, dcm, "-q", *args, check=True)
+        run_cli(
+            "convert", "--pyramid", "keep", src, ome, "-q", check=True
+        )  # a .tif name: OME-TIFF, no --to
         out[key] = {"source": src, "dicom": dcm, "ome": ome}
     return out
 
@@ -176,7 +178,13 @@ def test_small_svs_to_ome_tiff_reads_in_bioformats(converted: dict) -> None:
 
 def test_generic_placeholder_dpi_is_refused_with_the_hint(corpus: Path, tmp_path: Path) -> None:
     """boxes.tiff says 72 dpi (28.35 pixels per cm): a writer's default, not a measurement."""
-    proc = run_cli("convert", corpus / "wsi-tiff" / "openslide-python__boxes.tiff", tmp_path / "o")
+    proc = run_cli(
+        "convert",
+        "--pyramid",
+        "keep",
+        corpus / "wsi-tiff" / "openslide-python__boxes.tiff",
+        tmp_path / "o",
+    )
     assert proc.returncode == 2
     assert "--pixel-size" in proc.stderr and "writer's default" in proc.stderr
     assert not (tmp_path / "o").exists()
@@ -295,7 +303,7 @@ def test_aperio_jpeg2000_is_copied_with_its_colour_signalled(
 
     src, tiles = _aperio_j2k(tmp_path / "j2k.svs", compression, tiff_photometric)
     out = tmp_path / "out"
-    run_cli("convert", src, out, "-q", check=True)
+    run_cli("convert", "--pyramid", "keep", src, out, "-q", check=True)
     (volume,) = _by_flavour(out, "VOLUME")
     assert volume.PhotometricInterpretation == photometric
     assert volume.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.91"
@@ -329,7 +337,7 @@ def test_aperio_ycbcr_jpeg2000_without_a_dicom_label_is_refused(
     MCT already on (a decoder returns YCbCr through the transform): exit 3, nothing written."""
     src, _ = _aperio_j2k(tmp_path / "j2k.svs", 33003, lossless=lossless, mct=mct)
     out = tmp_path / "out"
-    proc = run_cli("convert", src, out, "-q")
+    proc = run_cli("convert", "--pyramid", "keep", src, out, "-q")
     assert proc.returncode == 3, proc.stderr
     assert "YCbCr" in proc.stderr
     assert not out.exists() or not any(out.iterdir())
@@ -369,7 +377,7 @@ def test_aperio_ycbcr_jpeg2000_keeps_its_colour_in_ome_tiff(tmp_path: Path) -> N
     tifffile and Bio-Formats both decode the colours of the source."""
     src, _ = _aperio_j2k(tmp_path / "j2k.svs", 33003)
     ome = tmp_path / "j2k.ome.tif"
-    run_cli("convert", src, ome, "-q", check=True)
+    run_cli("convert", "--pyramid", "keep", src, ome, "-q", check=True)
     truth = _colours().astype(int)
     with tifffile.TiffFile(ome) as tf:
         assert tf.is_ome and int(tf.pages[0].photometric) == 2  # RGB
@@ -398,7 +406,7 @@ def dialects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "philips": dialect_samples.write_philips(tmp / "sample-philips.tiff"),
     }
     for key, src in list(out.items()):
-        run_cli("convert", src, tmp / f"{key}_dicom", "-q", check=True)
+        run_cli("convert", "--pyramid", "keep", src, tmp / f"{key}_dicom", "-q", check=True)
         out[f"{key}_dicom"] = tmp / f"{key}_dicom"
     return out
 
@@ -634,7 +642,7 @@ def test_svs_icc_profile_reaches_dicom(tmp_path: Path) -> None:
         iccprofile=icc,
         metadata=None,
     )
-    run_cli("convert", path, tmp_path / "out", "-q", check=True)
+    run_cli("convert", "--pyramid", "keep", path, tmp_path / "out", "-q", check=True)
     (volume,) = _by_flavour(tmp_path / "out", "VOLUME")
     assert volume.OpticalPathSequence[0].ICCProfile == icc
     assert float(volume.OpticalPathSequence[0].ObjectiveLensPower) == 40

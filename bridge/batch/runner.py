@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import signal
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -168,11 +169,20 @@ class _LocalPool:
     def close(self, *, cancel: bool = False) -> None:
         if cancel:  # interrupt the slides in progress; wait while they remove their output
             processes = list((getattr(self._pool, "_processes", None) or {}).values())
+            # first the queued slides are cancelled and each idle worker told to end; a worker
+            # whose slide caught the interruption and returned would otherwise wait for work
+            self._pool.shutdown(wait=False, cancel_futures=True)
             for process in processes:
                 with contextlib.suppress(OSError):
                     os.kill(process.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 60
             for process in processes:
-                process.join(60)
+                process.join(max(0.0, deadline - time.monotonic()))
+            for process in processes:  # a worker idle in the task queue's lock may not wake
+                if process.is_alive():
+                    with contextlib.suppress(OSError):
+                        os.kill(process.pid, signal.SIGKILL)
+                    process.join(10)
         self._pool.shutdown(wait=True, cancel_futures=cancel)
 
 

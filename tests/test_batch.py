@@ -129,7 +129,8 @@ def assert_ledger_agrees(out: Path, ledger: Path, server: Orthanc) -> None:
 
 @pytest.fixture(name="cluster")
 def cluster_fixture():
-    distributed = pytest.importorskip("distributed")
+    import distributed
+
     cluster = distributed.LocalCluster(
         n_workers=2,
         threads_per_worker=1,

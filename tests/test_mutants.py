@@ -16,7 +16,7 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("mutants")
     src = samples.write_tifffile(tmp / "small.ome.tif", size=(300, 200), levels=1)
     out = tmp / "dicom"
-    run_cli("convert", src, out, "-q", check=True)
+    run_cli("convert", "--pyramid", "keep", src, out, "-q", check=True)
     return {"src": src, "out": out}
 
 
@@ -67,7 +67,7 @@ def test_channel_colour_becomes_a_black_to_colour_palette(tmp_path: Path) -> Non
         },
     )  # fmt: skip
     out = tmp_path / "dicom"
-    run_cli("convert", src, out, "-q", check=True)
+    run_cli("convert", "--pyramid", "keep", src, out, "-q", check=True)
     items = {}
     for path in out.glob("*.dcm"):
         ds = pydicom.dcmread(path, stop_before_pixels=True)

@@ -218,7 +218,8 @@ def test_icc_profile_comes_from_the_tiff_or_is_srgb(case: Case) -> None:
 
 
 def test_wsidicom_sees_the_source_pyramid(case: Case) -> None:
-    wsidicom = pytest.importorskip("wsidicom")
+    import wsidicom
+
     pages = _source_level_pages(case)
     with wsidicom.WsiDicom.open(case.out) as slide:
         assert len(slide.levels) == len(pages)
@@ -247,7 +248,8 @@ def _source_levels(case: Case) -> list[np.ndarray]:
 
 
 def test_wsidicom_read_region_equals_the_source(case: Case) -> None:
-    wsidicom = pytest.importorskip("wsidicom")
+    import wsidicom
+
     sources = _source_levels(case)
     with wsidicom.WsiDicom.open(case.out) as slide:
         for index, source in enumerate(sources):
@@ -262,7 +264,8 @@ def test_wsidicom_read_region_equals_the_source(case: Case) -> None:
 def test_openslide_reads_rgb_output(rgb_case: Case) -> None:
     case = rgb_case
     assert case.rgb
-    openslide = pytest.importorskip("openslide")
+    import openslide
+
     sources = _source_levels(case)
     slide = openslide.OpenSlide(str(case.out / "level0.dcm"))
     try:
@@ -326,7 +329,8 @@ def test_associated_images_become_their_own_instances(
 
 
 def test_wsidicom_finds_label_and_overview(cases: dict[str, Case]) -> None:
-    wsidicom = pytest.importorskip("wsidicom")
+    import wsidicom
+
     with wsidicom.WsiDicom.open(cases["tifffile-ycbcr420"].out) as slide:
         assert slide.labels is not None and slide.overviews is not None
         label = slide.read_label()

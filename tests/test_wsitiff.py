@@ -112,8 +112,9 @@ def test_dciodvfy_finds_no_error(converted: dict, key: str) -> None:
 
 @pytest.mark.parametrize("key", list(SOURCES))
 def test_openslide_and_wsidicom_see_the_source_levels(converted: dict, key: str) -> None:
-    openslide = pytest.importorskip("openslide")
-    wsidicom = pytest.importorskip("wsidicom")
+    import openslide
+    import wsidicom
+
     item = converted[key]
     source = openslide.OpenSlide(str(item["source"]))
     (volume,) = [p for p in item["dicom"].glob("*.dcm") if p.name.startswith("level0")]
@@ -467,7 +468,8 @@ def test_ndpi_metadata_and_macro(dialects: dict) -> None:
     assert [ds.ImageType[2] for ds in instances].count("OVERVIEW") == 1
     equipment = (volume.Manufacturer, volume.ManufacturerModelName, volume.DeviceSerialNumber)
     assert equipment == ("Hamamatsu", "C13210", "SN-0042")
-    openslide = pytest.importorskip("openslide")
+    import openslide
+
     slide = openslide.OpenSlide(str(dialects["ndpi_dicom"] / "level0.dcm"))
     assert slide.level_count == 2 and "macro" in slide.associated_images
 
@@ -557,7 +559,8 @@ def test_philips_levels_spacing_and_tiles(dialects: dict) -> None:
             stored.append(fh.read(count))
     frames = list(generate_frames(volumes[1].PixelData, number_of_frames=2))
     assert [_scan(f) for f in frames] == [_scan(t) for t in stored]
-    openslide = pytest.importorskip("openslide")
+    import openslide
+
     slide = openslide.OpenSlide(str(dialects["philips_dicom"] / "level0.dcm"))
     assert slide.level_dimensions == ((768, 512), (384, 256), (192, 128))
 

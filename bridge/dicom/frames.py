@@ -209,6 +209,9 @@ def index_frames(path: str | Path, n_frames: int, frame_size: int, ds: Any = Non
             )
         ranges = tuple(((position + i * frame_size, frame_size),) for i in range(n_frames))
         return FrameIndex(path, ranges, False)
+    tabled = _frames_from_table(path, eot, position, n_frames, size)
+    if tabled is not None:
+        return FrameIndex(path, tabled, True)
     fragments = _fragments(path, position, size)
     if not fragments:
         raise InputError("the encapsulated Pixel Data holds no fragments", path=path)
@@ -253,6 +256,68 @@ def index_frames(path: str | Path, n_frames: int, frame_size: int, ds: Any = Non
                     group[-1] = (last_offset, last_length - 1)
             out.append(tuple(group))
     return FrameIndex(path, tuple(out), True)
+
+
+def _frames_from_table(
+    path: str, eot: bytes | None, position: int, n_frames: int, size: int
+) -> tuple[tuple[tuple[int, int], ...], ...] | None:
+    """The frame index read from the Extended or Basic Offset Table (PS3.5 A.4) when it has
+    one entry per frame and each frame is one fragment: one 10-byte read per frame (the two
+    last bytes of the previous fragment, for the pad byte, and this item's tag and length,
+    which must agree with the table) instead of walking the items and then reading each tail.
+    ``None`` when there is no such table or anything disagrees: the item scan then decides."""
+    with open(path, "rb") as fh:
+        fd = fh.fileno()
+        head = os.pread(fd, 8, position)
+        if len(head) < 8 or n_frames < 2:
+            return None
+        tag, bot_length = struct.unpack("<II", head)
+        if tag != ITEM or position + 8 + bot_length > size:
+            return None
+        if not eot and bot_length != 4 * n_frames:
+            return None
+        try:
+            offsets = _offsets(path, eot, (position + 8, bot_length))
+        except InputError:
+            return None
+        if offsets is None or len(offsets) != n_frames:
+            return None
+        first = position + 8 + bot_length
+        starts = [first + o for o in offsets]
+        out = []
+        previous: tuple[int, int] | None = None
+        unpack = struct.unpack_from
+        pread = os.pread
+        for i, start in enumerate(starts):
+            data = pread(fd, 10, start - 2)
+            if len(data) < 10:
+                return None
+            tag, length = unpack("<II", data, 2)
+            if tag != ITEM:
+                return None
+            if previous is not None:
+                out.append((_unpadded(previous, data),))
+            if i + 1 < n_frames:
+                if length != starts[i + 1] - start - 8:
+                    return None  # several fragments in a frame: the scan groups them
+            elif start + 8 + length > size:
+                return None
+            previous = (start + 8, length)
+        assert previous is not None
+        data = pread(fd, 10, previous[0] + previous[1] - 2)
+        if len(data) < 10 or unpack("<I", data, 2)[0] != SEQ_DELIMITER:
+            return None
+        out.append((_unpadded(previous, data),))
+    return tuple(out)
+
+
+def _unpadded(fragment: tuple[int, int], tail: bytes) -> tuple[int, int]:
+    """``fragment`` without the pad byte after a JPEG EOI (FFD9 00), ``tail`` starting with
+    the fragment's last two bytes."""
+    offset, length = fragment
+    if length >= 2 and tail[1] == 0 and tail[0] == 0xD9:
+        return (offset, length - 1)
+    return fragment
 
 
 def _fragments(path: str, position: int, size: int) -> list[tuple[int, int]]:

@@ -560,3 +560,37 @@ def test_push_with_authentication(tmp_path: Path, orthancs) -> None:
         env={"OMEDICOM_PASSWORD": "s3cret"},
     )  # fmt: skip
     assert ok.returncode == 0, ok.stderr
+
+
+def test_specimen_json_column_reaches_the_specimen_description(tmp_path: Path) -> None:
+    """The CSV's specimen_json (convert --specimen) becomes a staining step of the Specimen
+    Description Sequence (PS3.3 C.8.12.2.1, TID 8001), and a changed specimen file makes the
+    slide a new task (its content is part of the task's options)."""
+    samples.write_tifffile(tmp_path / "s.ome.tif", size=(512, 384), levels=2)
+    spec = tmp_path / "he.json"
+    spec.write_text('{"stains": ["hematoxylin", "eosin"]}')
+    (tmp_path / "l.csv").write_text(
+        "source,destination,slide_id,specimen_json\ns.ome.tif,out/s,S1,he.json\n"
+    )
+    done = batch(tmp_path / "l.csv", "--no-check", "--workers", "1")
+    assert done.returncode == 0, done.stderr
+    ds = dcmread(tmp_path / "out" / "s" / "level0.dcm", stop_before_pixels=True)
+    assert _stains(ds) == ["hematoxylin stain", "water soluble eosin stain"]
+    spec.write_text('{"stains": ["hematoxylin"]}')
+    again = batch(tmp_path / "l.csv", "--no-check", "--workers", "1")
+    assert again.returncode == 0, again.stderr
+    assert "(0 skipped as done before)" in again.stderr, again.stderr
+    ds = dcmread(tmp_path / "out" / "s" / "level0.dcm", stop_before_pixels=True)
+    assert _stains(ds) == ["hematoxylin stain"]
+
+
+def _stains(ds) -> list[str]:
+    import highdicom as hd
+
+    description = hd.SpecimenDescription.from_dataset(ds.SpecimenDescriptionSequence[0])
+    return [
+        code.meaning.lower()
+        for step in description.specimen_preparation_steps
+        if isinstance(step.processing_procedure, hd.SpecimenStaining)
+        for code in step.processing_procedure.substances
+    ]

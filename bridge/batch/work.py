@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import BridgeError, InputError, UnsupportedError
+from ..errors import BridgeError, InputError
 from .tasks import Task
 
 
@@ -64,16 +64,16 @@ class Options:
 
 def task_options(task: Task, options: Options) -> dict[str, Any]:
     """Everything that makes a task's output what it is, but the source's bytes: the
-    conversion options, the slide id and the metadata file's content."""
+    conversion options, the slide id and the metadata and specimen files' content."""
     meta = None
     if task.metadata_json is not None:
         with contextlib.suppress(OSError):
             meta = hashlib.sha256(task.metadata_json.read_bytes()).hexdigest()
-    return {
-        **options.conversion(),
-        "slide_id": task.slide_id,
-        "metadata_sha256": meta,
-    }
+    opts = {**options.conversion(), "slide_id": task.slide_id, "metadata_sha256": meta}
+    if task.specimen_json is not None:  # only when given: earlier ledgers keep their keys
+        with contextlib.suppress(OSError):
+            opts["specimen_sha256"] = hashlib.sha256(task.specimen_json.read_bytes()).hexdigest()
+    return opts
 
 
 def uid_seed(source_hash: str, opts: dict[str, Any]) -> str:
@@ -181,12 +181,6 @@ def _run(task: Task, options: Options, overwrite: bool, outcome: dict[str, Any])
     from . import manifest as mf
 
     src, dst = task.source, task.destination
-    if task.specimen_json is not None:
-        raise UnsupportedError(
-            "specimen_json is not supported yet: convert has no specimen input",
-            path=task.specimen_json,
-            hint="leave the specimen_json column empty",
-        )
     if not src.exists():
         raise InputError("no such file or directory", path=src)
     remove_partials(dst)
@@ -207,6 +201,7 @@ def _run(task: Task, options: Options, overwrite: bool, outcome: dict[str, Any])
             overwrite=overwrite,
             codec=options.codec,
             lossy=options.lossy,
+            specimen=task.specimen_json,  # convert --specimen: stains and a description
         )
     outcome["files"] = len(result.files)
     outcome["frames"] = result.frames

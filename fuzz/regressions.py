@@ -182,6 +182,20 @@ def dicom_set(**values) -> Callable[[bytes], bytes]:
     return f
 
 
+def without_carriers_with(**values) -> Callable[[bytes], bytes]:
+    """The instance as a third party writes it (no OMEDICOM private block), with ``values``."""
+
+    def f(data: bytes) -> bytes:
+        ds = mutators._read(data)
+        for tag in [e.tag for e in ds if e.tag.group == 0x0077]:
+            del ds[tag]
+        for key, value in values.items():
+            setattr(ds, key, value)
+        return mutators._write(ds)
+
+    return f
+
+
 def carrier_xml(transform: Callable[[str], str | bytes]) -> Callable[[bytes], bytes]:
     def f(data: bytes) -> bytes:
         ds = mutators._read(data)
@@ -439,6 +453,16 @@ RECIPES = [
         ("info", "{input}"),
         2,
         "colormap",
+    ),
+    Recipe(
+        "uid-control-character",
+        "ValueError @ bridge/ometiff/omexml_writer.py:build",
+        "dicom-grey/level0.dcm",
+        without_carriers_with(SeriesInstanceUID="1.2.826.0.1.3680043.10.511\x19.4"),
+        ("convert", "{input}", "{out}"),
+        0,
+        "XML cannot hold",
+        note="a control character in a DICOM string: replaced by U+FFFD in the OME-XML, said",
     ),
 ]
 

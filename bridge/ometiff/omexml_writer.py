@@ -109,8 +109,54 @@ def build(
             return _with_rois(xml, slide, images)
     import ome_types
 
-    xml = ome_types.to_xml(_build_new(slide, images, layout, file_name, file_uuid))
+    xml = _to_xml(_build_new(slide, images, layout, file_name, file_uuid), notes)
     return _with_rois(xml, slide, images)
+
+
+#: Characters XML 1.0 cannot hold (section 2.2), whatever the escaping
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _to_xml(ome: Any, notes: list[str] | None) -> str:
+    """``ome_types.to_xml``; a value with characters XML cannot hold (a control character in
+    a DICOM string, say) has them replaced by U+FFFD, and ``notes`` says which."""
+    import ome_types
+
+    try:
+        return ome_types.to_xml(ome)
+    except ValueError as exc:
+        if "XML compatible" not in str(exc):
+            raise
+    cleaned: list[str] = []
+    _clean_text(ome, cleaned, set())
+    if notes is not None:
+        notes.append(
+            f"{len(cleaned)} text value(s) held characters XML cannot hold (control "
+            f"characters), replaced by U+FFFD: {', '.join(cleaned[:5])}"
+        )
+    return ome_types.to_xml(ome)
+
+
+def _clean_text(node: Any, cleaned: list[str], seen: set[int]) -> Any:
+    """Replace, in place, what :data:`_NOT_XML` matches in every string of an ome-types
+    model; returns the node (a cleaned string for a string)."""
+    if isinstance(node, str):
+        if _NOT_XML.search(node):
+            cleaned.append(repr(node[:40]))
+            return _NOT_XML.sub("\ufffd", node)
+        return node
+    if id(node) in seen:
+        return node
+    seen.add(id(node))
+    if isinstance(node, list):
+        for i, item in enumerate(node):
+            node[i] = _clean_text(item, cleaned, seen)
+    elif hasattr(node, "__dict__"):
+        for name, value in list(vars(node).items()):
+            new = _clean_text(value, cleaned, seen)
+            if new is not value:
+                object.__setattr__(node, name, new)
+    return node
 
 
 _OME_NS = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
@@ -213,7 +259,6 @@ def _tiff_data(layout: tuple[int, int], file_name: str, file_uuid: str) -> Any:
 def _update_carried(
     ome: Any, images: Sequence[Image], layout: dict, file_name: str, file_uuid: str, slide: Slide
 ) -> str:
-    import ome_types
 
     _add_specimen(ome, slide)
     ome.uuid = file_uuid
@@ -232,7 +277,7 @@ def _update_carried(
             pixels.planes = [p for p in pixels.planes if p.the_t == t]
             for plane in pixels.planes:
                 plane.the_t = 0
-    return ome_types.to_xml(ome)
+    return _to_xml(ome, None)
 
 
 def plane_orders(

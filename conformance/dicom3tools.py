@@ -194,13 +194,19 @@ KNOWN_FALSE_POSITIVES: tuple[KnownIssue, ...] = (
 
 def known_false_positive(finding: Finding, dataset: object | None) -> KnownIssue | None:
     """The known issue that explains ``finding`` for this dataset, if any."""
-    sop_class = str(getattr(dataset, "SOPClassUID", "") or "")
+    try:  # a damaged header (an unknown VR, say) cannot confirm a known issue
+        sop_class = str(getattr(dataset, "SOPClassUID", "") or "")
+    except Exception:
+        return None
     for issue in KNOWN_FALSE_POSITIVES:
         if issue.tool != finding.tool or not issue.pattern.search(finding.message):
             continue
         if issue.sop_class and issue.sop_class != sop_class:
             continue
-        if issue.applies is not None and not issue.applies(dataset, finding.message):
+        try:
+            if issue.applies is not None and not issue.applies(dataset, finding.message):
+                continue
+        except Exception:
             continue
         return issue
     return None

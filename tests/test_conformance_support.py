@@ -258,3 +258,23 @@ def add_rois(xml: str, shapes: str, image_index: int = 0) -> str:
         close_image = xml.index("</Image>", close_image + 1)
     xml = xml[:close_image] + '<ROIRef ID="ROI:1"/>' + xml[close_image:]
     return xml.replace("</OME>", roi + "</OME>")
+
+
+def test_known_false_positive_on_a_header_with_an_unknown_vr() -> None:
+    """A bit-flipped header (SOP Class UID with VR 'UH', a fuzz finding) cannot confirm a
+    known issue: no match, instead of pydicom's NotImplementedError inside `check`."""
+    from pydicom.dataelem import RawDataElement
+    from pydicom.tag import Tag
+
+    from conformance import dicom3tools
+    from conformance.findings import Finding
+
+    ds = pydicom.Dataset()
+    ds[0x00080016] = RawDataElement(Tag(0x00080016), "UH", 8, b"1.2.3.4\x00", 0, True, True)
+    with pytest.raises(NotImplementedError):
+        _ = ds.SOPClassUID  # what reading it does
+    issue = dicom3tools.KNOWN_FALSE_POSITIVES[0]
+    finding = Finding(
+        id="TOOL-dciodvfy", severity="Error", message=issue.pattern.pattern, tool=issue.tool
+    )
+    assert dicom3tools.known_false_positive(finding, ds) is None
